@@ -1,0 +1,439 @@
+//! Configuration: one TOML file, every field overridable from the environment.
+//!
+//! This module owns parsing, defaults (all in [`Defaults`] impls below) and
+//! validation. It never touches the network; checks that need AWS happen at
+//! start in `agent`. Every error names the field and says how to fix it, and
+//! maps to exit code 78 (`EX_CONFIG`).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::duration::Dur;
+use crate::env::{self, EnvSource};
+
+/// SQS refuses a long poll above 20 s.
+pub const MAX_WAIT: Duration = Duration::from_secs(20);
+/// SQS caps a message's visibility at 12 h from its receipt.
+pub const MAX_VISIBILITY: Duration = Duration::from_secs(12 * 3600);
+/// SQS's largest message body (1 MiB since 2025; older queues 256 KiB).
+pub const MAX_SQS_MESSAGE_BYTES: usize = 1024 * 1024;
+
+/// The whole configuration file.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub queue: QueueConfig,
+    pub job: JobConfig,
+    #[serde(default)]
+    pub agent: AgentConfig,
+}
+
+/// Where the work comes from and how messages are leased.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct QueueConfig {
+    /// The SQS queue URL to drain. Needs a restart to change.
+    pub url: String,
+    /// AWS region. Default: taken from the queue URL's host, else the SDK's
+    /// usual sources (AWS_REGION, profile, instance metadata).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
+    /// Endpoint override for emulators (e.g. `http://127.0.0.1:5000`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoint_url: Option<String>,
+    /// Long-poll wait per receive (at most 20 s). Longer waits mean fewer
+    /// requests while the queue is empty.
+    #[serde(default = "QueueConfig::default_wait_time")]
+    pub wait_time: Dur,
+    /// Visibility timeout asked for on receive: how long a message stays
+    /// hidden if this instance vanishes without a word.
+    #[serde(default = "QueueConfig::default_lease")]
+    pub lease: Dur,
+    /// How often a running job's lease is renewed. Must be below the lease;
+    /// a third of it leaves room for two failed renewals.
+    #[serde(default = "QueueConfig::default_heartbeat_interval")]
+    pub heartbeat_interval: Dur,
+    /// Largest message body accepted, in bytes. A larger message is not run:
+    /// it is handed back with backoff so the redrive policy dead-letters it.
+    #[serde(default = "QueueConfig::default_max_message_bytes")]
+    pub max_message_bytes: usize,
+    /// How long to keep trying to reach the queue at start before giving up
+    /// with exit code 69 (networks come up late at boot).
+    #[serde(default = "QueueConfig::default_start_timeout")]
+    pub start_timeout: Dur,
+}
+
+impl QueueConfig {
+    fn default_wait_time() -> Dur {
+        Dur::secs(20)
+    }
+    fn default_lease() -> Dur {
+        Dur::secs(60)
+    }
+    fn default_heartbeat_interval() -> Dur {
+        Dur::secs(20)
+    }
+    fn default_max_message_bytes() -> usize {
+        MAX_SQS_MESSAGE_BYTES
+    }
+    fn default_start_timeout() -> Dur {
+        Dur::secs(30)
+    }
+}
+
+/// What runs for each message.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct JobConfig {
+    /// Program and arguments, exec'd directly (no shell). The message body
+    /// arrives on stdin.
+    pub command: Vec<String>,
+    /// Job slots: how many jobs run at once on this instance.
+    #[serde(default = "JobConfig::default_concurrency")]
+    pub concurrency: usize,
+    /// Working directory of each job. Default: the agent's own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub working_dir: Option<PathBuf>,
+    /// Extra environment for each job (on top of the agent's environment).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub env: BTreeMap<String, String>,
+    /// Longest a job may run before it is stopped and its message handed back.
+    #[serde(default = "JobConfig::default_timeout")]
+    pub timeout: Dur,
+    /// Time between SIGTERM and SIGKILL when a job is stopped.
+    #[serde(default = "JobConfig::default_kill_grace")]
+    pub kill_grace: Dur,
+    /// Visibility given to a failed message on its first failure; doubles
+    /// with each further receive.
+    #[serde(default = "JobConfig::default_retry_backoff_base")]
+    pub retry_backoff_base: Dur,
+    /// Cap of the failure backoff (at most 12 h, SQS's visibility limit).
+    #[serde(default = "JobConfig::default_retry_backoff_max")]
+    pub retry_backoff_max: Dur,
+    /// Longest output line forwarded to the log, in bytes; the rest of a
+    /// longer line is dropped (and counted).
+    #[serde(default = "JobConfig::default_log_line_max")]
+    pub log_line_max: usize,
+    /// Output lines per second forwarded to the log from all jobs together;
+    /// lines beyond it are dropped and counted, so a flooding job cannot
+    /// exhaust memory or the journal.
+    #[serde(default = "JobConfig::default_log_lines_per_second")]
+    pub log_lines_per_second: u32,
+}
+
+impl JobConfig {
+    fn default_concurrency() -> usize {
+        4
+    }
+    fn default_timeout() -> Dur {
+        Dur::secs(15 * 60)
+    }
+    fn default_kill_grace() -> Dur {
+        Dur::secs(10)
+    }
+    fn default_retry_backoff_base() -> Dur {
+        Dur::secs(10)
+    }
+    fn default_retry_backoff_max() -> Dur {
+        Dur::secs(15 * 60)
+    }
+    fn default_log_line_max() -> usize {
+        4096
+    }
+    fn default_log_lines_per_second() -> u32 {
+        200
+    }
+}
+
+/// The agent process itself.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct AgentConfig {
+    /// On SIGTERM: how long running jobs may finish before they are stopped
+    /// and their messages handed back. Keep systemd's TimeoutStopSec above
+    /// drain_timeout + kill_grace.
+    #[serde(default = "AgentConfig::default_drain_timeout")]
+    pub drain_timeout: Dur,
+    /// Log filter (`error`, `warn`, `info`, `debug`, or a tracing directive).
+    #[serde(default = "AgentConfig::default_log_level")]
+    pub log_level: String,
+}
+
+impl AgentConfig {
+    fn default_drain_timeout() -> Dur {
+        Dur::secs(60)
+    }
+    fn default_log_level() -> String {
+        "info".into()
+    }
+}
+
+impl Default for AgentConfig {
+    fn default() -> Self {
+        AgentConfig {
+            drain_timeout: Self::default_drain_timeout(),
+            log_level: Self::default_log_level(),
+        }
+    }
+}
+
+/// Why a configuration was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("config {path}: cannot read: {source}; create it or pass --config PATH")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config {path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("config {path}: {field} {problem}; {fix}")]
+    Invalid {
+        path: PathBuf,
+        field: String,
+        problem: String,
+        fix: String,
+    },
+    #[error("environment: {0}")]
+    Env(String),
+}
+
+impl Config {
+    /// Reads `path`, applies `DRAINERD_*` overrides from `env`, validates.
+    ///
+    /// # Errors
+    /// Any [`ConfigError`]: unreadable file, bad TOML, unknown key, unknown
+    /// `DRAINERD_*` variable, or a value that fails validation.
+    pub fn load(path: &Path, env: &dyn EnvSource) -> Result<Config, ConfigError> {
+        let text = match std::fs::read_to_string(path) {
+            Ok(t) => t,
+            // Everything may come from the environment (user-data, containers).
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && env::has_any(env) => {
+                String::new()
+            }
+            Err(source) => {
+                return Err(ConfigError::Read {
+                    path: path.into(),
+                    source,
+                })
+            }
+        };
+        Self::from_str_with_env(&text, path, env)
+    }
+
+    /// Like [`Config::load`] with the file's text already read.
+    ///
+    /// # Errors
+    /// As [`Config::load`].
+    pub fn from_str_with_env(
+        text: &str,
+        path: &Path,
+        env: &dyn EnvSource,
+    ) -> Result<Config, ConfigError> {
+        let parse_err = |message: String| ConfigError::Parse {
+            path: path.into(),
+            message,
+        };
+        let mut table: toml::Table = text.parse().map_err(|e: toml::de::Error| {
+            parse_err(format!("not valid TOML: {}", e.to_string().trim_end()))
+        })?;
+        env::apply_overrides(&mut table, env).map_err(ConfigError::Env)?;
+        let config: Config = Config::deserialize(table)
+            .map_err(|e| parse_err(format!("{}", e.to_string().trim_end())))?;
+        config.validate(path)?;
+        Ok(config)
+    }
+
+    fn validate(&self, path: &Path) -> Result<(), ConfigError> {
+        let bad = |field: &str, problem: String, fix: &str| ConfigError::Invalid {
+            path: path.into(),
+            field: field.into(),
+            problem,
+            fix: fix.into(),
+        };
+        let q = &self.queue;
+        let j = &self.job;
+        if !(q.url.starts_with("https://") || q.url.starts_with("http://")) {
+            return Err(bad(
+                "queue.url",
+                format!("is {:?}, not a queue URL", q.url),
+                "set it to the queue's URL, e.g. https://sqs.us-east-1.amazonaws.com/123456789012/jobs",
+            ));
+        }
+        if q.wait_time.0 > MAX_WAIT {
+            return Err(bad(
+                "queue.wait_time",
+                format!("is {} but SQS allows at most 20s", q.wait_time),
+                "set it to 20s or less",
+            ));
+        }
+        if q.lease.0 < Duration::from_secs(2) || q.lease.0 > MAX_VISIBILITY {
+            return Err(bad(
+                "queue.lease",
+                format!("is {}", q.lease),
+                "set it between 2s and 12h (SQS's visibility limits)",
+            ));
+        }
+        if q.heartbeat_interval.0 < Duration::from_secs(1) || q.heartbeat_interval.0 >= q.lease.0 {
+            return Err(bad(
+                "queue.heartbeat_interval",
+                format!("is {} with a lease of {}", q.heartbeat_interval, q.lease),
+                "set it to at least 1s and below queue.lease (a third of it is a good choice)",
+            ));
+        }
+        if q.max_message_bytes == 0 || q.max_message_bytes > MAX_SQS_MESSAGE_BYTES {
+            return Err(bad(
+                "queue.max_message_bytes",
+                format!("is {}", q.max_message_bytes),
+                "set it between 1 and 1048576 (SQS's largest message)",
+            ));
+        }
+        match j.command.first() {
+            None => {
+                return Err(bad(
+                    "job.command",
+                    "is empty".into(),
+                    "set it to the program that runs one job, e.g. [\"/usr/local/bin/worker\"]",
+                ))
+            }
+            Some(p) if p.is_empty() => {
+                return Err(bad(
+                    "job.command",
+                    "has an empty program name".into(),
+                    "set job.command[0] to the program's path",
+                ))
+            }
+            Some(_) => {}
+        }
+        if j.concurrency == 0 || j.concurrency > 10_000 {
+            return Err(bad(
+                "job.concurrency",
+                format!("is {}", j.concurrency),
+                "set it between 1 and 10000 job slots",
+            ));
+        }
+        if j.timeout.0.is_zero() || j.timeout.0 > MAX_VISIBILITY {
+            return Err(bad(
+                "job.timeout",
+                format!("is {}", j.timeout),
+                "set it above 0s and at most 12h (a message cannot stay invisible longer)",
+            ));
+        }
+        if j.kill_grace.0 >= j.timeout.0 {
+            return Err(bad(
+                "job.kill_grace",
+                format!("is {} with a job timeout of {}", j.kill_grace, j.timeout),
+                "set it below job.timeout",
+            ));
+        }
+        if j.retry_backoff_base.0.is_zero()
+            || j.retry_backoff_base.0 > j.retry_backoff_max.0
+            || j.retry_backoff_max.0 > MAX_VISIBILITY
+        {
+            return Err(bad(
+                "job.retry_backoff_base",
+                format!(
+                    "is {} with job.retry_backoff_max {}",
+                    j.retry_backoff_base, j.retry_backoff_max
+                ),
+                "use 0s < retry_backoff_base <= retry_backoff_max <= 12h",
+            ));
+        }
+        if j.log_line_max < 80 {
+            return Err(bad(
+                "job.log_line_max",
+                format!("is {}", j.log_line_max),
+                "set it to at least 80 bytes",
+            ));
+        }
+        if j.log_lines_per_second == 0 {
+            return Err(bad(
+                "job.log_lines_per_second",
+                "is 0".into(),
+                "set it to at least 1 (output beyond the rate is dropped and counted)",
+            ));
+        }
+        if let Some(dir) = &j.working_dir {
+            if !dir.is_dir() {
+                return Err(bad(
+                    "job.working_dir",
+                    format!("{} is not a directory", dir.display()),
+                    "create it or remove the setting",
+                ));
+            }
+        }
+        for key in j.env.keys() {
+            if key.is_empty() || key.contains('=') || key.contains('\0') {
+                return Err(bad(
+                    "job.env",
+                    format!("has an invalid variable name {key:?}"),
+                    "use names without '=' or NUL",
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The region to use: explicit, else the one in a standard queue URL.
+    pub fn region(&self) -> Option<String> {
+        self.queue
+            .region
+            .clone()
+            .or_else(|| region_from_queue_url(&self.queue.url))
+    }
+
+    /// Settings that only take effect on restart, as (field, old, new) where
+    /// they differ.
+    pub fn restart_only_changes(&self, new: &Config) -> Vec<(&'static str, String, String)> {
+        let mut out = Vec::new();
+        let mut cmp = |field, a: String, b: String| {
+            if a != b {
+                out.push((field, a, b));
+            }
+        };
+        cmp("queue.url", self.queue.url.clone(), new.queue.url.clone());
+        cmp(
+            "queue.region",
+            format!("{:?}", self.queue.region),
+            format!("{:?}", new.queue.region),
+        );
+        cmp(
+            "queue.endpoint_url",
+            format!("{:?}", self.queue.endpoint_url),
+            format!("{:?}", new.queue.endpoint_url),
+        );
+        cmp(
+            "agent.log_level",
+            self.agent.log_level.clone(),
+            new.agent.log_level.clone(),
+        );
+        out
+    }
+
+    /// The effective configuration as TOML, for `check-config`. Job
+    /// environment values are redacted: they often carry secrets.
+    pub fn to_redacted_toml(&self) -> String {
+        let mut shown = self.clone();
+        for v in shown.job.env.values_mut() {
+            *v = "<redacted>".into();
+        }
+        toml::to_string_pretty(&shown).unwrap_or_else(|e| format!("# cannot render: {e}\n"))
+    }
+}
+
+/// `https://sqs.eu-west-1.amazonaws.com/123/q` → `eu-west-1`.
+pub fn region_from_queue_url(url: &str) -> Option<String> {
+    let host = url.split("://").nth(1)?.split('/').next()?;
+    let mut parts = host.split('.');
+    if parts.next()? != "sqs" {
+        return None;
+    }
+    let region = parts.next()?;
+    (parts.next()? == "amazonaws").then(|| region.to_string())
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,156 @@
+//! `DRAINERD_*` environment overrides of configuration fields.
+//!
+//! The environment is read through [`EnvSource`] so tests pass a map instead
+//! of mutating the process environment. Each variable maps to one field; the
+//! table below is the documented mapping (README, "Configuration").
+
+use std::collections::BTreeMap;
+
+/// Where environment variables come from.
+pub trait EnvSource {
+    /// All variables whose names start with `prefix`.
+    fn with_prefix(&self, prefix: &str) -> Vec<(String, String)>;
+}
+
+/// The process environment.
+pub struct ProcessEnv;
+
+impl EnvSource for ProcessEnv {
+    fn with_prefix(&self, prefix: &str) -> Vec<(String, String)> {
+        std::env::vars_os()
+            .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
+            .filter(|(k, _)| k.starts_with(prefix))
+            .collect()
+    }
+}
+
+impl EnvSource for BTreeMap<String, String> {
+    fn with_prefix(&self, prefix: &str) -> Vec<(String, String)> {
+        self.iter()
+            .filter(|(k, _)| k.starts_with(prefix))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
+    }
+}
+
+pub const PREFIX: &str = "DRAINERD_";
+/// `DRAINERD_JOB_ENV_<NAME>=value` adds `<NAME>=value` to `job.env`.
+pub const JOB_ENV_PREFIX: &str = "DRAINERD_JOB_ENV_";
+
+#[derive(Clone, Copy)]
+enum Kind {
+    Str,
+    Int,
+    /// A duration string or seconds, kept as a string for the parser.
+    Dur,
+    /// A JSON array of strings, or words separated by whitespace.
+    Argv,
+}
+
+/// Variable → (section, field, kind).
+const FIELDS: &[(&str, &str, &str, Kind)] = &[
+    ("DRAINERD_QUEUE_URL", "queue", "url", Kind::Str),
+    ("DRAINERD_QUEUE_REGION", "queue", "region", Kind::Str),
+    ("DRAINERD_QUEUE_ENDPOINT_URL", "queue", "endpoint_url", Kind::Str),
+    ("DRAINERD_QUEUE_WAIT_TIME", "queue", "wait_time", Kind::Dur),
+    ("DRAINERD_QUEUE_LEASE", "queue", "lease", Kind::Dur),
+    ("DRAINERD_QUEUE_HEARTBEAT_INTERVAL", "queue", "heartbeat_interval", Kind::Dur),
+    ("DRAINERD_QUEUE_MAX_MESSAGE_BYTES", "queue", "max_message_bytes", Kind::Int),
+    ("DRAINERD_QUEUE_START_TIMEOUT", "queue", "start_timeout", Kind::Dur),
+    ("DRAINERD_JOB_COMMAND", "job", "command", Kind::Argv),
+    ("DRAINERD_JOB_CONCURRENCY", "job", "concurrency", Kind::Int),
+    ("DRAINERD_JOB_WORKING_DIR", "job", "working_dir", Kind::Str),
+    ("DRAINERD_JOB_TIMEOUT", "job", "timeout", Kind::Dur),
+    ("DRAINERD_JOB_KILL_GRACE", "job", "kill_grace", Kind::Dur),
+    ("DRAINERD_JOB_RETRY_BACKOFF_BASE", "job", "retry_backoff_base", Kind::Dur),
+    ("DRAINERD_JOB_RETRY_BACKOFF_MAX", "job", "retry_backoff_max", Kind::Dur),
+    ("DRAINERD_JOB_LOG_LINE_MAX", "job", "log_line_max", Kind::Int),
+    ("DRAINERD_JOB_LOG_LINES_PER_SECOND", "job", "log_lines_per_second", Kind::Int),
+    ("DRAINERD_AGENT_DRAIN_TIMEOUT", "agent", "drain_timeout", Kind::Dur),
+    ("DRAINERD_AGENT_LOG_LEVEL", "agent", "log_level", Kind::Str),
+];
+
+/// Variables that are read elsewhere (CLI flags), not config fields.
+const NOT_FIELDS: &[&str] = &["DRAINERD_CONFIG", "DRAINERD_LOG_FORMAT"];
+
+/// The documented variable → field mapping, for help and docs.
+pub fn mapping() -> impl Iterator<Item = (&'static str, String)> {
+    FIELDS
+        .iter()
+        .map(|(var, sec, field, _)| (*var, format!("{sec}.{field}")))
+}
+
+/// True when any config field is set from the environment.
+pub fn has_any(env: &dyn EnvSource) -> bool {
+    env.with_prefix(PREFIX)
+        .iter()
+        .any(|(k, _)| !NOT_FIELDS.contains(&k.as_str()))
+}
+
+/// Writes every `DRAINERD_*` variable into `table`.
+///
+/// # Errors
+/// An unknown `DRAINERD_*` variable or a value of the wrong kind, named.
+pub fn apply_overrides(table: &mut toml::Table, env: &dyn EnvSource) -> Result<(), String> {
+    let mut vars = env.with_prefix(PREFIX);
+    vars.sort();
+    for (name, raw) in vars {
+        if NOT_FIELDS.contains(&name.as_str()) {
+            continue;
+        }
+        if let Some(key) = name.strip_prefix(JOB_ENV_PREFIX) {
+            section(table, "job")
+                .entry("env")
+                .or_insert_with(|| toml::Value::Table(toml::Table::new()))
+                .as_table_mut()
+                .ok_or("job.env must be a table")?
+                .insert(key.to_string(), toml::Value::String(raw));
+            continue;
+        }
+        let Some((_, sec, field, kind)) = FIELDS.iter().find(|f| f.0 == name) else {
+            return Err(format!(
+                "{name} is not a drainerd setting; remove it or use one of: {}",
+                FIELDS.iter().map(|f| f.0).collect::<Vec<_>>().join(", ")
+            ));
+        };
+        let value = match kind {
+            Kind::Str | Kind::Dur => toml::Value::String(raw),
+            Kind::Int => raw
+                .trim()
+                .parse::<i64>()
+                .map(toml::Value::Integer)
+                .map_err(|_| format!("{name}={raw:?} is not a whole number; set a number such as 4"))?,
+            Kind::Argv => toml::Value::Array(
+                parse_argv(&raw)
+                    .map_err(|e| format!("{name}: {e}"))?
+                    .into_iter()
+                    .map(toml::Value::String)
+                    .collect(),
+            ),
+        };
+        section(table, sec).insert((*field).to_string(), value);
+    }
+    Ok(())
+}
+
+fn section<'a>(table: &'a mut toml::Table, name: &str) -> &'a mut toml::Table {
+    let v = table
+        .entry(name)
+        .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+    if !v.is_table() {
+        *v = toml::Value::Table(toml::Table::new());
+    }
+    v.as_table_mut().expect("just made a table")
+}
+
+/// `["/bin/worker", "--flag x"]` (JSON) or `/bin/worker --fast` (words).
+fn parse_argv(raw: &str) -> Result<Vec<String>, String> {
+    let t = raw.trim();
+    if t.starts_with('[') {
+        serde_json::from_str::<Vec<String>>(t).map_err(|e| {
+            format!("not a JSON array of strings ({e}); write e.g. [\"/usr/bin/worker\", \"--fast\"]")
+        })
+    } else {
+        Ok(t.split_whitespace().map(str::to_string).collect())
+    }
+}

@@ -1,0 +1,208 @@
+//! Runs one job: a child process in its own process group.
+//!
+//! The configured argv is exec'd directly (no shell ever sees message
+//! content); the body goes to stdin from a separate task, so a child that
+//! never reads cannot wedge the agent. The process group is signalled as a
+//! whole on timeout and on stop, and killed when the job ends or its task is
+//! dropped: no job process outlives its job. (If the agent itself is
+//! SIGKILLed, systemd's control group reaps the jobs and their messages
+//! reappear after the lease.) This module decides nothing about messages.
+
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::sync::Arc;
+use std::time::Duration;
+
+use nix::sys::signal::{killpg, Signal};
+use nix::unistd::Pid;
+use tokio::io::AsyncWriteExt;
+use tokio::process::Command;
+use tokio::time::{sleep_until, timeout, Instant};
+use tokio_util::sync::CancellationToken;
+
+use crate::output::{forward, LineBudget};
+use crate::stats::Stats;
+
+/// Everything needed to start one job.
+pub struct JobSpec {
+    pub argv: Vec<String>,
+    pub working_dir: Option<PathBuf>,
+    /// Variables added to the inherited environment.
+    pub env: Vec<(String, String)>,
+    pub stdin: Vec<u8>,
+    /// When the job is stopped for running too long.
+    pub deadline: Instant,
+    pub kill_grace: Duration,
+    pub message_id: Arc<str>,
+    pub line_max: usize,
+}
+
+/// How the child ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Exit {
+    /// Exited with this code.
+    Code(i32),
+    /// Killed by this signal (not by us).
+    Signal(i32),
+    /// Ran past its deadline; we stopped it.
+    TimedOut,
+    /// The agent asked it to stop (`stop` token); we stopped it.
+    Stopped,
+    /// Could not be started.
+    SpawnFailed(String),
+}
+
+impl Exit {
+    pub fn success(&self) -> bool {
+        *self == Exit::Code(0)
+    }
+}
+
+/// Variables the agent must not pass on: systemd's notify channel belongs to
+/// the agent, and `DRAINERD_*` configuration overrides are not the job's.
+fn scrub_env(cmd: &mut Command) {
+    for (k, _) in std::env::vars_os() {
+        let Some(k) = k.to_str() else { continue };
+        if k.starts_with("DRAINERD_")
+            || matches!(k, "NOTIFY_SOCKET" | "WATCHDOG_USEC" | "WATCHDOG_PID" | "LISTEN_FDS" | "LISTEN_PID")
+        {
+            cmd.env_remove(k);
+        }
+    }
+}
+
+/// Kills the whole group when dropped unless disarmed: covers panics and
+/// aborted tasks as well as the normal paths.
+struct Group {
+    pgid: Pid,
+    armed: bool,
+}
+
+impl Group {
+    fn signal(&self, sig: Signal) {
+        let _ = killpg(self.pgid, sig);
+    }
+    /// True if any process of the group is still alive.
+    fn alive(&self) -> bool {
+        killpg(self.pgid, None).is_ok()
+    }
+}
+
+impl Drop for Group {
+    fn drop(&mut self) {
+        if self.armed {
+            let _ = killpg(self.pgid, Signal::SIGKILL);
+        }
+    }
+}
+
+/// Runs the job to its end. `stop` asks for an early stop (SIGTERM to the
+/// group, `kill_grace`, then SIGKILL).
+pub async fn run(
+    spec: JobSpec,
+    stop: CancellationToken,
+    budget: Arc<LineBudget>,
+    stats: Arc<Stats>,
+) -> Exit {
+    let mut cmd = Command::new(&spec.argv[0]);
+    cmd.args(&spec.argv[1..])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .kill_on_drop(true);
+    scrub_env(&mut cmd);
+    cmd.envs(spec.env.iter().map(|(k, v)| (k, v)));
+    if let Some(dir) = &spec.working_dir {
+        cmd.current_dir(dir);
+    }
+    let mut child = match cmd.spawn() {
+        Ok(c) => c,
+        Err(e) => return Exit::SpawnFailed(format!("{}: {e}", spec.argv[0])),
+    };
+    let Some(pid) = child.id() else {
+        return Exit::SpawnFailed("child exited before its pid was known".into());
+    };
+    let mut group = Group {
+        pgid: Pid::from_raw(pid as i32),
+        armed: true,
+    };
+
+    let stdin_task = child.stdin.take().map(|mut pipe| {
+        let body = spec.stdin;
+        tokio::spawn(async move {
+            // EPIPE (the child exited or closed stdin) is the child's choice.
+            let _ = pipe.write_all(&body).await;
+            let _ = pipe.shutdown().await;
+        })
+    });
+    let readers: Vec<_> = [
+        child.stdout.take().map(|p| (Box::new(p) as Box<dyn tokio::io::AsyncRead + Unpin + Send>, "stdout")),
+        child.stderr.take().map(|p| (Box::new(p) as Box<dyn tokio::io::AsyncRead + Unpin + Send>, "stderr")),
+    ]
+    .into_iter()
+    .flatten()
+    .map(|(pipe, name)| {
+        tokio::spawn(forward(
+            pipe,
+            name,
+            spec.message_id.clone(),
+            spec.line_max,
+            budget.clone(),
+            stats.clone(),
+        ))
+    })
+    .collect();
+
+    let exit = tokio::select! {
+        status = child.wait() => match status {
+            Ok(s) => {
+                use std::os::unix::process::ExitStatusExt;
+                match (s.code(), s.signal()) {
+                    (Some(c), _) => Exit::Code(c),
+                    (None, Some(sig)) => Exit::Signal(sig),
+                    _ => Exit::Code(-1),
+                }
+            }
+            Err(e) => Exit::SpawnFailed(format!("wait failed: {e}")),
+        },
+        () = sleep_until(spec.deadline) => {
+            terminate(&mut child, &group, spec.kill_grace).await;
+            Exit::TimedOut
+        }
+        () = stop.cancelled() => {
+            terminate(&mut child, &group, spec.kill_grace).await;
+            Exit::Stopped
+        }
+    };
+
+    // The leader is gone; anything left in its group was left behind.
+    if group.alive() {
+        tracing::warn!(message_id = %spec.message_id, "job left processes behind in its process group; killing them");
+        group.signal(Signal::SIGKILL);
+    }
+    group.armed = false;
+
+    if let Some(t) = stdin_task {
+        t.abort();
+    }
+    // Let the readers log what the job wrote last; a process that escaped
+    // the group could hold the pipe open forever, so don't wait for it.
+    for r in readers {
+        let abort = r.abort_handle();
+        if timeout(Duration::from_secs(1), r).await.is_err() {
+            abort.abort();
+        }
+    }
+    exit
+}
+
+/// SIGTERM to the group, up to `grace` for the leader to exit, then SIGKILL
+/// to the group.
+async fn terminate(child: &mut tokio::process::Child, group: &Group, grace: Duration) {
+    group.signal(Signal::SIGTERM);
+    if timeout(grace, child.wait()).await.is_err() {
+        group.signal(Signal::SIGKILL);
+        let _ = child.wait().await;
+    }
+}

@@ -1,0 +1,37 @@
+//! drainerd: drains an SQS queue into child processes on an EC2 Auto Scaling
+//! worker fleet, losing no message on any path.
+//!
+//! One module per concern: `config` (+`env`, `duration`) what the operator
+//! asked for; `queue` the SQS edge; `job` one child process; `output` its
+//! logs; `runner` one message's life; `settle` deletes and hand-backs;
+//! `heartbeat` lease renewals; `slots` job slots; `policy` the pure timing
+//! decisions; `agent` the supervisor; `notify`, `logging`, `signals` the
+//! systemd and process edges; `stats` what happened.
+#![forbid(unsafe_code)]
+
+pub mod agent;
+pub mod config;
+pub mod duration;
+pub mod env;
+pub mod heartbeat;
+pub mod job;
+pub mod logging;
+pub mod notify;
+pub mod output;
+pub mod policy;
+pub mod queue;
+pub mod runner;
+pub mod settle;
+pub mod signals;
+pub mod slots;
+pub mod stats;
+
+/// Exit codes (sysexits.h), as documented in the README.
+pub mod exit {
+    /// Bad configuration: fix the named field.
+    pub const CONFIG: i32 = 78;
+    /// The queue is missing or unreachable at start.
+    pub const UNAVAILABLE: i32 = 69;
+    /// An internal error (a bug): please report it.
+    pub const SOFTWARE: i32 = 70;
+}

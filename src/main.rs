@@ -1,0 +1,117 @@
+//! drainerd's command line: parse, load the configuration, run, map errors
+//! to exit codes. Everything else lives in the library.
+#![forbid(unsafe_code)]
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::{Parser, Subcommand};
+use drainerd::agent::{self, AgentError, Control, Deps};
+use drainerd::config::Config;
+use drainerd::env::ProcessEnv;
+use drainerd::exit;
+use drainerd::logging::{self, LogFormat};
+use drainerd::notify::Notifier;
+use drainerd::queue::Queue;
+use drainerd::stats::Stats;
+
+const EXAMPLES: &str = "\
+Examples:
+  drainerd run                                  # uses /etc/drainerd/drainerd.toml
+  drainerd run --config ./drainerd.toml --log-format json
+  drainerd check-config --config /etc/drainerd/reports.toml
+  DRAINERD_QUEUE_URL=https://sqs.us-east-1.amazonaws.com/123456789012/jobs \\
+  DRAINERD_JOB_COMMAND='[\"/usr/local/bin/worker\"]' drainerd run
+
+Exit codes: 0 stopped cleanly, 78 bad configuration, 69 queue missing or
+unreachable at start, 70 internal error.";
+
+#[derive(Parser)]
+#[command(name = "drainerd", version, about = "Drains an SQS queue into child processes, losing nothing", after_help = EXAMPLES)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Drain the queue until SIGTERM.
+    Run {
+        /// Configuration file.
+        #[arg(long, env = "DRAINERD_CONFIG", default_value = "/etc/drainerd/drainerd.toml")]
+        config: PathBuf,
+        /// Log output.
+        #[arg(long, env = "DRAINERD_LOG_FORMAT", value_enum, default_value = "auto")]
+        log_format: LogFormat,
+    },
+    /// Validate the configuration and print it, secrets redacted (exit 0 or 78).
+    CheckConfig {
+        /// Configuration file.
+        #[arg(long, env = "DRAINERD_CONFIG", default_value = "/etc/drainerd/drainerd.toml")]
+        config: PathBuf,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::CheckConfig { config } => match Config::load(&config, &ProcessEnv) {
+            Ok(c) => {
+                print!("{}", c.to_redacted_toml());
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("drainerd: {e}");
+                ExitCode::from(exit::CONFIG as u8)
+            }
+        },
+        Command::Run { config, log_format } => run(config, log_format),
+    }
+}
+
+fn run(path: PathBuf, log_format: LogFormat) -> ExitCode {
+    let config = match Config::load(&path, &ProcessEnv) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("drainerd: {e}");
+            return ExitCode::from(exit::CONFIG as u8);
+        }
+    };
+    logging::init(log_format, &config.agent.log_level);
+    // One thread is plenty: the agent waits on SQS and children, and a
+    // single-threaded runtime keeps its CPU cost per job at the floor.
+    let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("drainerd: cannot start the runtime: {e}");
+            return ExitCode::from(exit::SOFTWARE as u8);
+        }
+    };
+    let result = rt.block_on(async move {
+        let stats = Arc::new(Stats::default());
+        let queue = Arc::new(Queue::connect(&config.queue, config.region(), stats.clone()).await);
+        let (tx, rx) = tokio::sync::mpsc::channel::<Control>(8);
+        if let Err(e) = drainerd::signals::forward(tx) {
+            tracing::error!(error = %e, "cannot install signal handlers");
+            return Err(None);
+        }
+        let reload_path = path.clone();
+        let deps = Deps {
+            queue,
+            stats,
+            notifier: Notifier::from_env(),
+            reload: Box::new(move || Config::load(&reload_path, &ProcessEnv)),
+        };
+        agent::run(config, deps, rx).await.map_err(Some)
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(Some(e @ (AgentError::QueueMissing { .. } | AgentError::QueueUnreachable { .. }))) => {
+            tracing::error!(error = %e, "cannot start");
+            eprintln!("drainerd: {e}");
+            ExitCode::from(exit::UNAVAILABLE as u8)
+        }
+        Err(None) => ExitCode::from(exit::SOFTWARE as u8),
+    }
+}

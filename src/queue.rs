@@ -1,0 +1,333 @@
+//! The SQS edge: receive, delete and change visibility, in batches.
+//!
+//! This module owns every SQS call and counts each one in [`Stats`]. It makes
+//! no decisions: callers say how many messages, which visibility, which
+//! receipts. It never logs a receipt handle (they grant delete rights).
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use aws_sdk_sqs::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_sqs::types::{
+    ChangeMessageVisibilityBatchRequestEntry, DeleteMessageBatchRequestEntry, Message,
+    MessageSystemAttributeName, QueueAttributeName,
+};
+
+use crate::config::QueueConfig;
+use crate::stats::{Api, Stats};
+
+/// A receipt handle. Redacted in `Debug`: it lets anyone delete the message.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Receipt(pub String);
+
+impl fmt::Debug for Receipt {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Receipt(<{} bytes redacted>)", self.0.len())
+    }
+}
+
+/// One received message, in plain values.
+#[derive(Debug, Clone)]
+pub struct Received {
+    pub id: String,
+    pub receipt: Receipt,
+    pub body: String,
+    /// `ApproximateReceiveCount`: 1 on first delivery.
+    pub receive_count: u32,
+    /// String and Number message attributes as (sanitized name, value).
+    pub attributes: Vec<(String, String)>,
+}
+
+/// A failed SQS call, with enough to log and to classify.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{api} on {url}: {detail}")]
+pub struct QueueError {
+    pub api: &'static str,
+    pub url: String,
+    /// Short class of the failure (`Throttling`, `dispatch`, ...): distinct
+    /// kinds are logged once per backoff period.
+    pub kind: String,
+    pub detail: String,
+    /// The queue does not exist (or is not ours to see).
+    pub missing: bool,
+}
+
+/// A batch entry that SQS refused.
+#[derive(Debug, Clone)]
+pub struct EntryFailure {
+    pub index: usize,
+    pub code: String,
+    pub message: String,
+    /// The request was wrong (e.g. an expired receipt): retrying won't help.
+    pub sender_fault: bool,
+}
+
+/// The queue being drained.
+pub struct Queue {
+    client: aws_sdk_sqs::Client,
+    pub url: String,
+    stats: Arc<Stats>,
+}
+
+impl Queue {
+    /// Builds the SQS client from the queue settings and the SDK's usual
+    /// credential chain (instance profile on EC2). Makes no request.
+    pub async fn connect(cfg: &QueueConfig, region: Option<String>, stats: Arc<Stats>) -> Queue {
+        let http = aws_smithy_http_client::Builder::new()
+            .tls_provider(aws_smithy_http_client::tls::Provider::Rustls(
+                aws_smithy_http_client::tls::rustls_provider::CryptoMode::Ring,
+            ))
+            .build_https();
+        let mut loader =
+            aws_config::defaults(aws_config::BehaviorVersion::latest()).http_client(http);
+        if let Some(r) = region {
+            loader = loader.region(aws_config::Region::new(r));
+        }
+        if let Some(ep) = &cfg.endpoint_url {
+            loader = loader.endpoint_url(ep);
+        }
+        let sdk = loader.load().await;
+        Queue {
+            client: aws_sdk_sqs::Client::new(&sdk),
+            url: cfg.url.clone(),
+            stats,
+        }
+    }
+
+    fn error<E>(&self, api: Api, err: &SdkError<E>) -> QueueError
+    where
+        E: ProvideErrorMetadata + std::error::Error + 'static,
+    {
+        self.stats.request(api, false);
+        let code = err.code().map(str::to_string);
+        let missing = matches!(
+            code.as_deref(),
+            Some("AWS.SimpleQueueService.NonExistentQueue" | "QueueDoesNotExist")
+        );
+        let kind = code.unwrap_or_else(|| match err {
+            SdkError::DispatchFailure(_) => "dispatch".into(),
+            SdkError::TimeoutError(_) => "timeout".into(),
+            SdkError::ResponseError(_) => "response".into(),
+            _ => "other".into(),
+        });
+        QueueError {
+            api: api.name(),
+            url: self.url.clone(),
+            kind,
+            detail: DisplayErrorContext(err).to_string(),
+            missing,
+        }
+    }
+
+    /// Checks that the queue exists and is reachable.
+    ///
+    /// # Errors
+    /// The failed call; `missing` is set when the queue does not exist.
+    pub async fn check(&self) -> Result<(), QueueError> {
+        let r = self
+            .client
+            .get_queue_attributes()
+            .queue_url(&self.url)
+            .attribute_names(QueueAttributeName::VisibilityTimeout)
+            .send()
+            .await;
+        match r {
+            Ok(_) => {
+                self.stats.request(Api::GetQueueAttributes, true);
+                Ok(())
+            }
+            Err(e) => Err(self.error(Api::GetQueueAttributes, &e)),
+        }
+    }
+
+    /// Long-polls for up to `max` (1..=10) messages, hidden for `lease`.
+    ///
+    /// # Errors
+    /// The failed call.
+    pub async fn receive(
+        &self,
+        max: usize,
+        wait: Duration,
+        lease: Duration,
+    ) -> Result<Vec<Received>, QueueError> {
+        let r = self
+            .client
+            .receive_message()
+            .queue_url(&self.url)
+            .max_number_of_messages(max.clamp(1, 10) as i32)
+            .wait_time_seconds(wait.as_secs() as i32)
+            .visibility_timeout(lease.as_secs().min(i32::MAX as u64) as i32)
+            .message_system_attribute_names(MessageSystemAttributeName::ApproximateReceiveCount)
+            .message_attribute_names("All")
+            .send()
+            .await;
+        match r {
+            Ok(out) => {
+                self.stats.request(Api::ReceiveMessage, true);
+                Ok(out.messages().iter().filter_map(to_received).collect())
+            }
+            Err(e) => Err(self.error(Api::ReceiveMessage, &e)),
+        }
+    }
+
+    /// Deletes up to 10 messages. Returns the entries SQS refused.
+    ///
+    /// # Errors
+    /// The whole call failed: nothing is known to be deleted.
+    pub async fn delete_batch(&self, receipts: &[&Receipt]) -> Result<Vec<EntryFailure>, QueueError> {
+        let entries = receipts
+            .iter()
+            .enumerate()
+            .map(|(i, r)| {
+                DeleteMessageBatchRequestEntry::builder()
+                    .id(i.to_string())
+                    .receipt_handle(&r.0)
+                    .build()
+                    .expect("id and receipt handle are set")
+            })
+            .collect();
+        let r = self
+            .client
+            .delete_message_batch()
+            .queue_url(&self.url)
+            .set_entries(Some(entries))
+            .send()
+            .await;
+        match r {
+            Ok(out) => {
+                self.stats.request(Api::DeleteMessageBatch, true);
+                Ok(out
+                    .failed()
+                    .iter()
+                    .map(|f| EntryFailure {
+                        index: f.id().parse().unwrap_or(usize::MAX),
+                        code: f.code().to_string(),
+                        message: f.message().unwrap_or_default().to_string(),
+                        sender_fault: f.sender_fault(),
+                    })
+                    .collect())
+            }
+            Err(e) => Err(self.error(Api::DeleteMessageBatch, &e)),
+        }
+    }
+
+    /// Sets the visibility of up to 10 messages (0 = visible at once).
+    /// Returns the entries SQS refused.
+    ///
+    /// # Errors
+    /// The whole call failed: no visibility is known to have changed.
+    pub async fn change_visibility_batch(
+        &self,
+        entries: &[(&Receipt, Duration)],
+    ) -> Result<Vec<EntryFailure>, QueueError> {
+        let req = entries
+            .iter()
+            .enumerate()
+            .map(|(i, (r, v))| {
+                ChangeMessageVisibilityBatchRequestEntry::builder()
+                    .id(i.to_string())
+                    .receipt_handle(&r.0)
+                    .visibility_timeout(v.as_secs().min(i32::MAX as u64) as i32)
+                    .build()
+                    .expect("id and receipt handle are set")
+            })
+            .collect();
+        let r = self
+            .client
+            .change_message_visibility_batch()
+            .queue_url(&self.url)
+            .set_entries(Some(req))
+            .send()
+            .await;
+        match r {
+            Ok(out) => {
+                self.stats.request(Api::ChangeMessageVisibilityBatch, true);
+                Ok(out
+                    .failed()
+                    .iter()
+                    .map(|f| EntryFailure {
+                        index: f.id().parse().unwrap_or(usize::MAX),
+                        code: f.code().to_string(),
+                        message: f.message().unwrap_or_default().to_string(),
+                        sender_fault: f.sender_fault(),
+                    })
+                    .collect())
+            }
+            Err(e) => Err(self.error(Api::ChangeMessageVisibilityBatch, &e)),
+        }
+    }
+}
+
+/// Plain values from an SDK message. A message without an id or receipt
+/// handle cannot be acted on; it is skipped (SQS redelivers it after the
+/// lease) and the caller logs the count.
+fn to_received(m: &Message) -> Option<Received> {
+    let (Some(id), Some(receipt)) = (m.message_id(), m.receipt_handle()) else {
+        tracing::warn!("SQS returned a message without id or receipt handle; skipped, it will be redelivered after the lease");
+        return None;
+    };
+    let receive_count = m
+        .attributes()
+        .and_then(|a| a.get(&MessageSystemAttributeName::ApproximateReceiveCount))
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(1);
+    Some(Received {
+        id: id.to_string(),
+        receipt: Receipt(receipt.to_string()),
+        body: m.body().unwrap_or_default().to_string(),
+        receive_count,
+        attributes: m
+            .message_attributes()
+            .map(attributes_env)
+            .unwrap_or_default(),
+    })
+}
+
+fn attributes_env(
+    attrs: &HashMap<String, aws_sdk_sqs::types::MessageAttributeValue>,
+) -> Vec<(String, String)> {
+    let mut out: Vec<(String, String)> = attrs
+        .iter()
+        .filter(|(_, v)| {
+            let t = v.data_type();
+            t.starts_with("String") || t.starts_with("Number")
+        })
+        .filter_map(|(k, v)| Some((sanitize_attr_name(k), v.string_value()?.to_string())))
+        .collect();
+    out.sort();
+    out
+}
+
+/// Attribute name → environment suffix: ASCII letters upper-cased, digits
+/// kept, everything else `_`. (`order-id` → `ORDER_ID`.)
+pub fn sanitize_attr_name(name: &str) -> String {
+    name.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_uppercase()
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn attribute_names_become_env_safe() {
+        assert_eq!(sanitize_attr_name("order-id"), "ORDER_ID");
+        assert_eq!(sanitize_attr_name("Tenant.Name2"), "TENANT_NAME2");
+        assert_eq!(sanitize_attr_name("ünï"), "_N_");
+    }
+
+    #[test]
+    fn receipts_are_redacted() {
+        let r = Receipt("secret-handle".into());
+        assert!(!format!("{r:?}").contains("secret"));
+    }
+}

@@ -1,0 +1,175 @@
+//! One message's life on this instance: check it, run its job, decide its
+//! fate, hand it to the settler.
+//!
+//! The outcome contract (README, "The job contract"): exit 0 deletes; any
+//! other end hands the message back — with backoff by receive count after a
+//! failure, timeout or rejection, at once after a stop by the agent.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use tokio::sync::{mpsc, watch, OwnedSemaphorePermit};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Config;
+use crate::heartbeat::{Lease, Leases};
+use crate::job::{self, Exit, JobSpec};
+use crate::output::LineBudget;
+use crate::policy::retry_backoff;
+use crate::queue::Received;
+use crate::settle::{Action, Request};
+use crate::stats::{JobOutcome, Stats};
+
+/// What every job task shares.
+pub struct JobContext {
+    pub queue_url: String,
+    pub config: watch::Receiver<Arc<Config>>,
+    pub leases: Arc<Leases>,
+    pub settle: mpsc::UnboundedSender<Request>,
+    pub budget: Arc<LineBudget>,
+    pub stats: Arc<Stats>,
+}
+
+/// The fate of a finished message: what to tell SQS and how to count it.
+pub fn decide(exit: &Exit, receive_count: u32, cfg: &Config) -> (Action, JobOutcome) {
+    let backoff = || {
+        Action::Release(retry_backoff(
+            receive_count,
+            cfg.job.retry_backoff_base.0,
+            cfg.job.retry_backoff_max.0,
+        ))
+    };
+    match exit {
+        e if e.success() => (Action::Delete, JobOutcome::Succeeded),
+        Exit::Code(_) | Exit::Signal(_) => (backoff(), JobOutcome::Failed),
+        Exit::TimedOut => (backoff(), JobOutcome::TimedOut),
+        Exit::SpawnFailed(_) => (backoff(), JobOutcome::Rejected),
+        Exit::Stopped => (Action::Release(Duration::ZERO), JobOutcome::HandedBack),
+    }
+}
+
+/// The environment a job sees on top of the agent's.
+pub fn job_env(m: &Received, queue_url: &str, deadline: SystemTime, cfg: &Config) -> Vec<(String, String)> {
+    let mut env: Vec<(String, String)> = cfg.job.env.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+    for (name, value) in &m.attributes {
+        env.push((format!("DRAINERD_ATTR_{name}"), value.clone()));
+    }
+    // drainerd's own variables last: they win over attributes and job.env.
+    env.push(("DRAINERD_MESSAGE_ID".into(), m.id.clone()));
+    env.push(("DRAINERD_RECEIVE_COUNT".into(), m.receive_count.to_string()));
+    env.push(("DRAINERD_QUEUE_URL".into(), queue_url.into()));
+    env.push((
+        "DRAINERD_DEADLINE".into(),
+        humantime::format_rfc3339_seconds(deadline).to_string(),
+    ));
+    env
+}
+
+/// Runs one message's job and settles the message. Holds `permit` (the job
+/// slot) until the job has ended.
+pub async fn run(
+    ctx: Arc<JobContext>,
+    key: u64,
+    m: Received,
+    permit: OwnedSemaphorePermit,
+    stop: CancellationToken,
+) {
+    let cfg = ctx.config.borrow().clone();
+    let stats = &ctx.stats;
+    stats.messages_received.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    stats.job_started();
+    let started = Instant::now();
+    let message_id: Arc<str> = Arc::from(m.id.as_str());
+
+    let exit = if m.body.len() > cfg.queue.max_message_bytes {
+        Exit::SpawnFailed(format!(
+            "message body is {} bytes, above queue.max_message_bytes {}",
+            m.body.len(),
+            cfg.queue.max_message_bytes
+        ))
+    } else {
+        let timeout = cfg.job.timeout.0;
+        let deadline = started + timeout;
+        ctx.leases.insert(
+            key,
+            Lease {
+                message_id: message_id.clone(),
+                receipt: m.receipt.clone(),
+                received_at: started,
+                visible_until: started + cfg.queue.lease.0,
+                hard_stop: deadline + cfg.job.kill_grace.0 + cfg.queue.heartbeat_interval.0,
+                lost: false,
+            },
+        );
+        let spec = JobSpec {
+            argv: cfg.job.command.clone(),
+            working_dir: cfg.job.working_dir.clone(),
+            env: job_env(&m, &ctx.queue_url, SystemTime::now() + timeout, &cfg),
+            stdin: m.body.as_bytes().to_vec(),
+            deadline,
+            kill_grace: cfg.job.kill_grace.0,
+            message_id: message_id.clone(),
+            line_max: cfg.job.log_line_max,
+        };
+        let exit = job::run(spec, stop, ctx.budget.clone(), stats.clone()).await;
+        if let Some(lease) = ctx.leases.remove(key) {
+            if Instant::now() > lease.visible_until && !lease.lost {
+                stats.leases_lost.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                tracing::warn!(message_id = %message_id, "the job outlived its message's lease; the message may have been delivered to another worker: possible duplicate");
+            }
+        }
+        exit
+    };
+
+    let (action, outcome) = decide(&exit, m.receive_count, &cfg);
+    let duration = started.elapsed();
+    let exit_desc = match &exit {
+        Exit::Code(c) => format!("exit {c}"),
+        Exit::Signal(s) => format!("signal {s}"),
+        Exit::TimedOut => format!("timed out after {}", cfg.job.timeout),
+        Exit::Stopped => "stopped by drainerd".into(),
+        Exit::SpawnFailed(e) => format!("not run: {e}"),
+    };
+    let next = match action {
+        Action::Delete => "delete".to_string(),
+        Action::Release(v) => format!("visible again in {}s", v.as_secs()),
+    };
+    if outcome == JobOutcome::Succeeded {
+        tracing::info!(message_id = %message_id, receive_count = m.receive_count, outcome = outcome.name(), exit = %exit_desc, duration_ms = duration.as_millis() as u64, "job finished");
+    } else {
+        tracing::warn!(message_id = %message_id, receive_count = m.receive_count, outcome = outcome.name(), exit = %exit_desc, duration_ms = duration.as_millis() as u64, next = %next, "job did not succeed");
+    }
+    stats.job_done(outcome);
+    stats.job_ended();
+    let _ = ctx.settle.send(Request {
+        message_id,
+        receipt: m.receipt,
+        action,
+    });
+    drop(permit);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg() -> Config {
+        Config::from_str_with_env(
+            "[queue]\nurl='http://x/q'\n[job]\ncommand=['/bin/true']\nretry_backoff_base='10s'\nretry_backoff_max='60s'\n",
+            std::path::Path::new("t.toml"),
+            &std::collections::BTreeMap::new(),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn outcome_contract() {
+        let c = cfg();
+        assert_eq!(decide(&Exit::Code(0), 1, &c), (Action::Delete, JobOutcome::Succeeded));
+        assert_eq!(decide(&Exit::Code(3), 2, &c), (Action::Release(Duration::from_secs(20)), JobOutcome::Failed));
+        assert_eq!(decide(&Exit::Signal(9), 1, &c).1, JobOutcome::Failed);
+        assert_eq!(decide(&Exit::TimedOut, 9, &c), (Action::Release(Duration::from_secs(60)), JobOutcome::TimedOut));
+        assert_eq!(decide(&Exit::Stopped, 5, &c), (Action::Release(Duration::ZERO), JobOutcome::HandedBack));
+    }
+}

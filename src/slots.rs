@@ -1,0 +1,87 @@
+//! Job slots: a semaphore whose size can change while jobs run.
+//!
+//! A slot is an owned permit moved into the job's task and released when the
+//! job has settled its message. Shrinking waits for running jobs to give
+//! their permits back (tokio's semaphore is fair, so a pending shrink is
+//! served before new jobs start): running jobs are never touched.
+
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+pub struct Slots {
+    sem: Arc<Semaphore>,
+    size: Mutex<usize>,
+}
+
+impl Slots {
+    pub fn new(size: usize) -> Slots {
+        Slots {
+            sem: Arc::new(Semaphore::new(size)),
+            size: Mutex::new(size),
+        }
+    }
+
+    /// The configured number of slots.
+    pub fn size(&self) -> usize {
+        *self.size.lock().expect("slots lock")
+    }
+
+    /// Waits for one free slot, then takes up to `max` free slots in all.
+    pub async fn acquire_up_to(&self, max: usize) -> Vec<OwnedSemaphorePermit> {
+        let first = self
+            .sem
+            .clone()
+            .acquire_owned()
+            .await
+            .expect("the slot semaphore is never closed");
+        let mut permits = vec![first];
+        while permits.len() < max {
+            match self.sem.clone().try_acquire_owned() {
+                Ok(p) => permits.push(p),
+                Err(_) => break,
+            }
+        }
+        permits
+    }
+
+    /// Changes the number of slots. Growing is immediate; shrinking takes
+    /// effect as running jobs finish.
+    pub fn resize(&self, new: usize) {
+        let mut size = self.size.lock().expect("slots lock");
+        let old = *size;
+        *size = new;
+        if new > old {
+            self.sem.add_permits(new - old);
+        } else if new < old {
+            let sem = self.sem.clone();
+            let n = u32::try_from(old - new).unwrap_or(u32::MAX);
+            tokio::spawn(async move {
+                if let Ok(p) = sem.acquire_many_owned(n).await {
+                    p.forget();
+                }
+            });
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn shrinking_waits_for_running_jobs() {
+        let slots = Slots::new(4);
+        let running = slots.acquire_up_to(10).await;
+        assert_eq!(running.len(), 4);
+        slots.resize(1);
+        tokio::task::yield_now().await;
+        drop(running);
+        tokio::task::yield_now().await;
+        let next = slots.acquire_up_to(10).await;
+        assert_eq!(next.len(), 1, "after shrinking to 1, one job at a time");
+        drop(next);
+        slots.resize(3);
+        assert_eq!(slots.acquire_up_to(10).await.len(), 3);
+    }
+}
