@@ -73,7 +73,10 @@ pub async fn run(
     wait_for_queue(&queue, config.queue.start_timeout.0).await?;
 
     let slots = Arc::new(Slots::new(config.job.concurrency));
-    stats.slots.store(config.job.concurrency as u64, std::sync::atomic::Ordering::Relaxed);
+    stats.slots.store(
+        config.job.concurrency as u64,
+        std::sync::atomic::Ordering::Relaxed,
+    );
     stats.mark_idle_now();
     let budget = Arc::new(LineBudget::new(config.job.log_lines_per_second));
     let (config_tx, config_rx) = watch::channel(Arc::new(config));
@@ -117,7 +120,9 @@ pub async fn run(
     let mut control_open = true;
     let mut receiver_done = false;
     let mut drain_deadline: Option<Instant> = None;
-    let watchdog_every = notifier.watchdog_interval().unwrap_or(Duration::from_secs(3600));
+    let watchdog_every = notifier
+        .watchdog_interval()
+        .unwrap_or(Duration::from_secs(3600));
     let mut watchdog = tokio::time::interval(watchdog_every);
     let mut status_tick = tokio::time::interval(Duration::from_secs(1));
     loop {
@@ -199,7 +204,12 @@ async fn wait_for_queue(queue: &Queue, patience: Duration) -> Result<(), AgentEr
                     });
                 }
                 tracing::warn!(error = %e, "queue not reachable yet; retrying");
-                let d = error_backoff(failures, Duration::from_millis(500), Duration::from_secs(5), fastrand::f64());
+                let d = error_backoff(
+                    failures,
+                    Duration::from_millis(500),
+                    Duration::from_secs(5),
+                    fastrand::f64(),
+                );
                 sleep(d.min(patience.saturating_sub(start.elapsed()))).await;
             }
         }
@@ -230,7 +240,10 @@ fn apply_reload(
     effective.agent.log_level = old.agent.log_level.clone();
     effective.job.log_lines_per_second = old.job.log_lines_per_second;
     slots.resize(effective.job.concurrency);
-    stats.slots.store(effective.job.concurrency as u64, std::sync::atomic::Ordering::Relaxed);
+    stats.slots.store(
+        effective.job.concurrency as u64,
+        std::sync::atomic::Ordering::Relaxed,
+    );
     tracing::info!(slots = effective.job.concurrency, job_timeout = %effective.job.timeout, "configuration reloaded");
     config_tx.send_replace(Arc::new(effective));
 }
@@ -260,7 +273,12 @@ async fn receive_loop(
             (c.queue.wait_time.0, c.queue.lease.0)
         };
         // A receive that never answers would silently stop the agent.
-        let r = match tokio::time::timeout(wait + Duration::from_secs(15), queue.receive(permits.len(), wait, lease)).await {
+        let r = match tokio::time::timeout(
+            wait + Duration::from_secs(15),
+            queue.receive(permits.len(), wait, lease),
+        )
+        .await
+        {
             Ok(r) => r,
             Err(_) => Err(crate::queue::QueueError {
                 api: "ReceiveMessage",
@@ -297,13 +315,24 @@ async fn receive_loop(
                         continue;
                     };
                     seq += 1;
-                    jobs.spawn(runner::run(ctx.clone(), seq, m, permit, stop_jobs.child_token()));
+                    jobs.spawn(runner::run(
+                        ctx.clone(),
+                        seq,
+                        m,
+                        permit,
+                        stop_jobs.child_token(),
+                    ));
                 }
             }
             Err(e) => {
                 drop(permits);
                 failures += 1;
-                let delay = error_backoff(failures, Duration::from_secs(1), Duration::from_secs(30), fastrand::f64());
+                let delay = error_backoff(
+                    failures,
+                    Duration::from_secs(1),
+                    Duration::from_secs(30),
+                    fastrand::f64(),
+                );
                 let new_kind = last_kind.as_deref() != Some(e.kind.as_str());
                 if new_kind || last_logged.elapsed() >= Duration::from_secs(30) {
                     tracing::warn!(error = %e, kind = %e.kind, failures, retry_in = ?delay, "cannot receive from SQS; backing off");

@@ -242,7 +242,7 @@ impl Config {
         })?;
         env::apply_overrides(&mut table, env).map_err(ConfigError::Env)?;
         let config: Config = Config::deserialize(table)
-            .map_err(|e| parse_err(format!("{}", e.to_string().trim_end())))?;
+            .map_err(|e| parse_err(e.to_string().trim_end().to_string()))?;
         config.validate(path)?;
         Ok(config)
     }

@@ -51,22 +51,67 @@ enum Kind {
 const FIELDS: &[(&str, &str, &str, Kind)] = &[
     ("DRAINERD_QUEUE_URL", "queue", "url", Kind::Str),
     ("DRAINERD_QUEUE_REGION", "queue", "region", Kind::Str),
-    ("DRAINERD_QUEUE_ENDPOINT_URL", "queue", "endpoint_url", Kind::Str),
+    (
+        "DRAINERD_QUEUE_ENDPOINT_URL",
+        "queue",
+        "endpoint_url",
+        Kind::Str,
+    ),
     ("DRAINERD_QUEUE_WAIT_TIME", "queue", "wait_time", Kind::Dur),
     ("DRAINERD_QUEUE_LEASE", "queue", "lease", Kind::Dur),
-    ("DRAINERD_QUEUE_HEARTBEAT_INTERVAL", "queue", "heartbeat_interval", Kind::Dur),
-    ("DRAINERD_QUEUE_MAX_MESSAGE_BYTES", "queue", "max_message_bytes", Kind::Int),
-    ("DRAINERD_QUEUE_START_TIMEOUT", "queue", "start_timeout", Kind::Dur),
+    (
+        "DRAINERD_QUEUE_HEARTBEAT_INTERVAL",
+        "queue",
+        "heartbeat_interval",
+        Kind::Dur,
+    ),
+    (
+        "DRAINERD_QUEUE_MAX_MESSAGE_BYTES",
+        "queue",
+        "max_message_bytes",
+        Kind::Int,
+    ),
+    (
+        "DRAINERD_QUEUE_START_TIMEOUT",
+        "queue",
+        "start_timeout",
+        Kind::Dur,
+    ),
     ("DRAINERD_JOB_COMMAND", "job", "command", Kind::Argv),
     ("DRAINERD_JOB_CONCURRENCY", "job", "concurrency", Kind::Int),
     ("DRAINERD_JOB_WORKING_DIR", "job", "working_dir", Kind::Str),
     ("DRAINERD_JOB_TIMEOUT", "job", "timeout", Kind::Dur),
     ("DRAINERD_JOB_KILL_GRACE", "job", "kill_grace", Kind::Dur),
-    ("DRAINERD_JOB_RETRY_BACKOFF_BASE", "job", "retry_backoff_base", Kind::Dur),
-    ("DRAINERD_JOB_RETRY_BACKOFF_MAX", "job", "retry_backoff_max", Kind::Dur),
-    ("DRAINERD_JOB_LOG_LINE_MAX", "job", "log_line_max", Kind::Int),
-    ("DRAINERD_JOB_LOG_LINES_PER_SECOND", "job", "log_lines_per_second", Kind::Int),
-    ("DRAINERD_AGENT_DRAIN_TIMEOUT", "agent", "drain_timeout", Kind::Dur),
+    (
+        "DRAINERD_JOB_RETRY_BACKOFF_BASE",
+        "job",
+        "retry_backoff_base",
+        Kind::Dur,
+    ),
+    (
+        "DRAINERD_JOB_RETRY_BACKOFF_MAX",
+        "job",
+        "retry_backoff_max",
+        Kind::Dur,
+    ),
+    (
+        "DRAINERD_JOB_LOG_LINE_MAX",
+        "job",
+        "log_line_max",
+        Kind::Int,
+    ),
+    (
+        "DRAINERD_JOB_LOG_LINES_PER_SECOND",
+        "job",
+        "log_lines_per_second",
+        Kind::Int,
+    ),
+    (
+        "DRAINERD_AGENT_DRAIN_TIMEOUT",
+        "agent",
+        "drain_timeout",
+        Kind::Dur,
+    ),
     ("DRAINERD_AGENT_LOG_LEVEL", "agent", "log_level", Kind::Str),
 ];
 
@@ -119,7 +164,9 @@ pub fn apply_overrides(table: &mut toml::Table, env: &dyn EnvSource) -> Result<(
                 .trim()
                 .parse::<i64>()
                 .map(toml::Value::Integer)
-                .map_err(|_| format!("{name}={raw:?} is not a whole number; set a number such as 4"))?,
+                .map_err(|_| {
+                    format!("{name}={raw:?} is not a whole number; set a number such as 4")
+                })?,
             Kind::Argv => toml::Value::Array(
                 parse_argv(&raw)
                     .map_err(|e| format!("{name}: {e}"))?
@@ -148,7 +195,9 @@ fn parse_argv(raw: &str) -> Result<Vec<String>, String> {
     let t = raw.trim();
     if t.starts_with('[') {
         serde_json::from_str::<Vec<String>>(t).map_err(|e| {
-            format!("not a JSON array of strings ({e}); write e.g. [\"/usr/bin/worker\", \"--fast\"]")
+            format!(
+                "not a JSON array of strings ({e}); write e.g. [\"/usr/bin/worker\", \"--fast\"]"
+            )
         })
     } else {
         Ok(t.split_whitespace().map(str::to_string).collect())

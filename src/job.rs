@@ -64,7 +64,10 @@ fn scrub_env(cmd: &mut Command) {
     for (k, _) in std::env::vars_os() {
         let Some(k) = k.to_str() else { continue };
         if k.starts_with("DRAINERD_")
-            || matches!(k, "NOTIFY_SOCKET" | "WATCHDOG_USEC" | "WATCHDOG_PID" | "LISTEN_FDS" | "LISTEN_PID")
+            || matches!(
+                k,
+                "NOTIFY_SOCKET" | "WATCHDOG_USEC" | "WATCHDOG_PID" | "LISTEN_FDS" | "LISTEN_PID"
+            )
         {
             cmd.env_remove(k);
         }
@@ -137,8 +140,18 @@ pub async fn run(
         })
     });
     let readers: Vec<_> = [
-        child.stdout.take().map(|p| (Box::new(p) as Box<dyn tokio::io::AsyncRead + Unpin + Send>, "stdout")),
-        child.stderr.take().map(|p| (Box::new(p) as Box<dyn tokio::io::AsyncRead + Unpin + Send>, "stderr")),
+        child.stdout.take().map(|p| {
+            (
+                Box::new(p) as Box<dyn tokio::io::AsyncRead + Unpin + Send>,
+                "stdout",
+            )
+        }),
+        child.stderr.take().map(|p| {
+            (
+                Box::new(p) as Box<dyn tokio::io::AsyncRead + Unpin + Send>,
+                "stderr",
+            )
+        }),
     ]
     .into_iter()
     .flatten()
@@ -176,9 +189,12 @@ pub async fn run(
         }
     };
 
-    // The leader is gone; anything left in its group was left behind.
+    // The leader is gone; anything left in its group was left behind (or is
+    // a zombie on its way out after our SIGTERM).
     if group.alive() {
-        tracing::warn!(message_id = %spec.message_id, "job left processes behind in its process group; killing them");
+        if matches!(exit, Exit::Code(_) | Exit::Signal(_)) {
+            tracing::warn!(message_id = %spec.message_id, "job left processes behind in its process group; killing them");
+        }
         group.signal(Signal::SIGKILL);
     }
     group.armed = false;

@@ -39,7 +39,11 @@ enum Command {
     /// Drain the queue until SIGTERM.
     Run {
         /// Configuration file.
-        #[arg(long, env = "DRAINERD_CONFIG", default_value = "/etc/drainerd/drainerd.toml")]
+        #[arg(
+            long,
+            env = "DRAINERD_CONFIG",
+            default_value = "/etc/drainerd/drainerd.toml"
+        )]
         config: PathBuf,
         /// Log output.
         #[arg(long, env = "DRAINERD_LOG_FORMAT", value_enum, default_value = "auto")]
@@ -48,7 +52,11 @@ enum Command {
     /// Validate the configuration and print it, secrets redacted (exit 0 or 78).
     CheckConfig {
         /// Configuration file.
-        #[arg(long, env = "DRAINERD_CONFIG", default_value = "/etc/drainerd/drainerd.toml")]
+        #[arg(
+            long,
+            env = "DRAINERD_CONFIG",
+            default_value = "/etc/drainerd/drainerd.toml"
+        )]
         config: PathBuf,
     },
 }
@@ -81,7 +89,10 @@ fn run(path: PathBuf, log_format: LogFormat) -> ExitCode {
     logging::init(log_format, &config.agent.log_level);
     // One thread is plenty: the agent waits on SQS and children, and a
     // single-threaded runtime keeps its CPU cost per job at the floor.
-    let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("drainerd: cannot start the runtime: {e}");

@@ -16,10 +16,13 @@ pub struct Notifier {
 impl Notifier {
     /// Reads `NOTIFY_SOCKET` / `WATCHDOG_USEC` from the environment.
     pub fn from_env() -> Notifier {
-        let mut usec = 0;
-        let watchdog =
-            sd_notify::watchdog_enabled(false, &mut usec).then(|| Duration::from_micros(usec));
-        Notifier { watchdog }
+        Notifier {
+            watchdog: watchdog_from(
+                std::env::var("WATCHDOG_USEC").ok().as_deref(),
+                std::env::var("WATCHDOG_PID").ok().as_deref(),
+                std::process::id(),
+            ),
+        }
     }
 
     /// How often to ping: half the watchdog timeout, as systemd advises.
@@ -46,5 +49,38 @@ impl Notifier {
         if self.watchdog.is_some() {
             self.send(&[NotifyState::Watchdog]);
         }
+    }
+}
+
+/// libsystemd's rule (sd_watchdog_enabled): the watchdog is on when
+/// `WATCHDOG_USEC` is a positive number and `WATCHDOG_PID`, if set, is us.
+/// (sd-notify's own helper insists on `WATCHDOG_PID`, which systemd omits
+/// in some set-ups.)
+fn watchdog_from(usec: Option<&str>, pid: Option<&str>, me: u32) -> Option<Duration> {
+    let usec: u64 = usec?.trim().parse().ok().filter(|u| *u > 0)?;
+    match pid.map(|p| p.trim().parse::<u32>()) {
+        None => Some(Duration::from_micros(usec)),
+        Some(Ok(p)) if p == me => Some(Duration::from_micros(usec)),
+        Some(_) => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn watchdog_follows_libsystemd() {
+        assert_eq!(
+            watchdog_from(Some("2000000"), None, 7),
+            Some(Duration::from_secs(2))
+        );
+        assert_eq!(
+            watchdog_from(Some("2000000"), Some("7"), 7),
+            Some(Duration::from_secs(2))
+        );
+        assert_eq!(watchdog_from(Some("2000000"), Some("8"), 7), None);
+        assert_eq!(watchdog_from(Some("0"), None, 7), None);
+        assert_eq!(watchdog_from(None, Some("7"), 7), None);
     }
 }

@@ -74,13 +74,29 @@ pub async fn forward<R: AsyncRead + Unpin>(
         let used = chunk.len() + usize::from(ends_line);
         reader.consume(used);
         if ends_line {
-            emit(&line, cut, stream, &message_id, &budget, &stats, &mut dropped);
+            emit(
+                &line,
+                cut,
+                stream,
+                &message_id,
+                &budget,
+                &stats,
+                &mut dropped,
+            );
             line.clear();
             cut = false;
         }
     }
     if !line.is_empty() {
-        emit(&line, cut, stream, &message_id, &budget, &stats, &mut dropped);
+        emit(
+            &line,
+            cut,
+            stream,
+            &message_id,
+            &budget,
+            &stats,
+            &mut dropped,
+        );
     }
     if dropped > 0 {
         tracing::warn!(

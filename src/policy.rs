@@ -38,7 +38,12 @@ pub fn extension(now: Duration, lease: Duration, job_stop: Duration) -> Option<D
 /// given the heartbeat interval: renew once `interval` has passed since the
 /// last renewal (`lease - interval` before its end). Jobs shorter than the
 /// interval are never renewed: they cost no heartbeat requests.
-pub fn renewal_due(now: Duration, visible_until: Duration, lease: Duration, interval: Duration) -> bool {
+pub fn renewal_due(
+    now: Duration,
+    visible_until: Duration,
+    lease: Duration,
+    interval: Duration,
+) -> bool {
     now + lease.saturating_sub(interval) >= visible_until
 }
 

@@ -176,7 +176,10 @@ impl Queue {
     ///
     /// # Errors
     /// The whole call failed: nothing is known to be deleted.
-    pub async fn delete_batch(&self, receipts: &[&Receipt]) -> Result<Vec<EntryFailure>, QueueError> {
+    pub async fn delete_batch(
+        &self,
+        receipts: &[&Receipt],
+    ) -> Result<Vec<EntryFailure>, QueueError> {
         let entries = receipts
             .iter()
             .enumerate()

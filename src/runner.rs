@@ -50,8 +50,18 @@ pub fn decide(exit: &Exit, receive_count: u32, cfg: &Config) -> (Action, JobOutc
 }
 
 /// The environment a job sees on top of the agent's.
-pub fn job_env(m: &Received, queue_url: &str, deadline: SystemTime, cfg: &Config) -> Vec<(String, String)> {
-    let mut env: Vec<(String, String)> = cfg.job.env.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+pub fn job_env(
+    m: &Received,
+    queue_url: &str,
+    deadline: SystemTime,
+    cfg: &Config,
+) -> Vec<(String, String)> {
+    let mut env: Vec<(String, String)> = cfg
+        .job
+        .env
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
     for (name, value) in &m.attributes {
         env.push((format!("DRAINERD_ATTR_{name}"), value.clone()));
     }
@@ -77,7 +87,9 @@ pub async fn run(
 ) {
     let cfg = ctx.config.borrow().clone();
     let stats = &ctx.stats;
-    stats.messages_received.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    stats
+        .messages_received
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     stats.job_started();
     let started = Instant::now();
     let message_id: Arc<str> = Arc::from(m.id.as_str());
@@ -115,7 +127,9 @@ pub async fn run(
         let exit = job::run(spec, stop, ctx.budget.clone(), stats.clone()).await;
         if let Some(lease) = ctx.leases.remove(key) {
             if Instant::now() > lease.visible_until && !lease.lost {
-                stats.leases_lost.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                stats
+                    .leases_lost
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 tracing::warn!(message_id = %message_id, "the job outlived its message's lease; the message may have been delivered to another worker: possible duplicate");
             }
         }
@@ -166,10 +180,25 @@ mod tests {
     #[test]
     fn outcome_contract() {
         let c = cfg();
-        assert_eq!(decide(&Exit::Code(0), 1, &c), (Action::Delete, JobOutcome::Succeeded));
-        assert_eq!(decide(&Exit::Code(3), 2, &c), (Action::Release(Duration::from_secs(20)), JobOutcome::Failed));
+        assert_eq!(
+            decide(&Exit::Code(0), 1, &c),
+            (Action::Delete, JobOutcome::Succeeded)
+        );
+        assert_eq!(
+            decide(&Exit::Code(3), 2, &c),
+            (Action::Release(Duration::from_secs(20)), JobOutcome::Failed)
+        );
         assert_eq!(decide(&Exit::Signal(9), 1, &c).1, JobOutcome::Failed);
-        assert_eq!(decide(&Exit::TimedOut, 9, &c), (Action::Release(Duration::from_secs(60)), JobOutcome::TimedOut));
-        assert_eq!(decide(&Exit::Stopped, 5, &c), (Action::Release(Duration::ZERO), JobOutcome::HandedBack));
+        assert_eq!(
+            decide(&Exit::TimedOut, 9, &c),
+            (
+                Action::Release(Duration::from_secs(60)),
+                JobOutcome::TimedOut
+            )
+        );
+        assert_eq!(
+            decide(&Exit::Stopped, 5, &c),
+            (Action::Release(Duration::ZERO), JobOutcome::HandedBack)
+        );
     }
 }

@@ -45,10 +45,11 @@ pub async fn run(queue: Arc<Queue>, mut rx: mpsc::UnboundedReceiver<Request>, st
     let mut deletes: Vec<Request> = Vec::new();
     let mut releases: Vec<Request> = Vec::new();
     while let Some(first) = rx.recv().await {
-        let push = |r: Request, deletes: &mut Vec<Request>, releases: &mut Vec<Request>| match r.action {
-            Action::Delete => deletes.push(r),
-            Action::Release(_) => releases.push(r),
-        };
+        let push =
+            |r: Request, deletes: &mut Vec<Request>, releases: &mut Vec<Request>| match r.action {
+                Action::Delete => deletes.push(r),
+                Action::Release(_) => releases.push(r),
+            };
         push(first, &mut deletes, &mut releases);
         loop {
             while let Ok(r) = rx.try_recv() {
@@ -114,7 +115,12 @@ async fn settle_batch(queue: &Queue, stats: &Stats, mut batch: Vec<Request>) {
                             c.fetch_add(1, Relaxed);
                         }
                         Some(f) if !f.sender_fault && attempt < ATTEMPTS => retry.push(req),
-                        Some(f) => give_up(stats, is_delete, &req, &format!("{}: {}", f.code, f.message)),
+                        Some(f) => give_up(
+                            stats,
+                            is_delete,
+                            &req,
+                            &format!("{}: {}", f.code, f.message),
+                        ),
                     }
                 }
                 batch = retry;

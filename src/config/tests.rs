@@ -6,7 +6,10 @@ use super::*;
 const MIN: &str = "[queue]\nurl = \"https://sqs.eu-west-1.amazonaws.com/123456789012/jobs\"\n[job]\ncommand = [\"/bin/cat\"]\n";
 
 fn load(text: &str, env: &[(&str, &str)]) -> Result<Config, ConfigError> {
-    let env: BTreeMap<String, String> = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    let env: BTreeMap<String, String> = env
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
     Config::from_str_with_env(text, Path::new("/etc/drainerd/drainerd.toml"), &env)
 }
 
@@ -34,14 +37,20 @@ fn durations_accept_human_and_numbers() {
 #[test]
 fn errors_name_the_field_and_the_fix() {
     let e = err("[queue]\nurl = \"https://x/q\"\n[job]\ncommand = []\n", &[]);
-    assert!(e.contains("job.command is empty") && e.contains("set it to"), "{e}");
+    assert!(
+        e.contains("job.command is empty") && e.contains("set it to"),
+        "{e}"
+    );
     let e = err(&MIN.replace("[job]", "wait_time = \"30s\"\n[job]"), &[]);
     assert!(e.contains("queue.wait_time") && e.contains("20s"), "{e}");
     let e = err(&format!("{MIN}colour = \"blue\"\n"), &[]);
     assert!(e.contains("unknown field") && e.contains("colour"), "{e}");
     let e = err("[queue\nurl=", &[]);
     assert!(e.contains("not valid TOML"), "{e}");
-    let e = err(&MIN.replace("[job]", "heartbeat_interval = \"60s\"\n[job]"), &[]);
+    let e = err(
+        &MIN.replace("[job]", "heartbeat_interval = \"60s\"\n[job]"),
+        &[],
+    );
     assert!(e.contains("queue.heartbeat_interval"), "{e}");
 }
 
@@ -80,7 +89,10 @@ fn environment_alone_is_a_configuration() {
 #[test]
 fn unknown_or_malformed_variables_are_refused() {
     let e = err(MIN, &[("DRAINERD_QUEUE_ULR", "x")]);
-    assert!(e.contains("DRAINERD_QUEUE_ULR is not a drainerd setting"), "{e}");
+    assert!(
+        e.contains("DRAINERD_QUEUE_ULR is not a drainerd setting"),
+        "{e}"
+    );
     let e = err(MIN, &[("DRAINERD_JOB_CONCURRENCY", "four")]);
     assert!(e.contains("not a whole number"), "{e}");
 }
@@ -88,7 +100,17 @@ fn unknown_or_malformed_variables_are_refused() {
 #[test]
 fn restart_only_changes_are_listed() {
     let a = load(MIN, &[]).unwrap();
-    let b = load(MIN, &[("DRAINERD_QUEUE_URL", "https://sqs.eu-west-1.amazonaws.com/1/other"), ("DRAINERD_JOB_CONCURRENCY", "1")]).unwrap();
+    let b = load(
+        MIN,
+        &[
+            (
+                "DRAINERD_QUEUE_URL",
+                "https://sqs.eu-west-1.amazonaws.com/1/other",
+            ),
+            ("DRAINERD_JOB_CONCURRENCY", "1"),
+        ],
+    )
+    .unwrap();
     let changes = a.restart_only_changes(&b);
     assert_eq!(changes.len(), 1);
     assert_eq!(changes[0].0, "queue.url");
@@ -96,21 +118,33 @@ fn restart_only_changes_are_listed() {
 
 #[test]
 fn every_env_variable_maps_to_a_real_field() {
-    let table: toml::Table = toml::to_string(&load(
-        &format!("{MIN}working_dir = \"/tmp\"\n[queue.x]\n").replace("[queue.x]\n", ""),
-        &[("DRAINERD_QUEUE_REGION", "r"), ("DRAINERD_QUEUE_ENDPOINT_URL", "http://e")],
-    ).unwrap())
+    let table: toml::Table = toml::to_string(
+        &load(
+            &format!("{MIN}working_dir = \"/tmp\"\n[queue.x]\n").replace("[queue.x]\n", ""),
+            &[
+                ("DRAINERD_QUEUE_REGION", "r"),
+                ("DRAINERD_QUEUE_ENDPOINT_URL", "http://e"),
+            ],
+        )
+        .unwrap(),
+    )
     .unwrap()
     .parse()
     .unwrap();
     for (var, path) in crate::env::mapping() {
         let (sec, field) = path.split_once('.').unwrap();
-        assert!(table[sec].as_table().unwrap().contains_key(field), "{var} -> {path} is not a field");
+        assert!(
+            table[sec].as_table().unwrap().contains_key(field),
+            "{var} -> {path} is not a field"
+        );
     }
 }
 
 #[test]
 fn region_from_urls() {
-    assert_eq!(region_from_queue_url("https://sqs.us-east-2.amazonaws.com/1/q").as_deref(), Some("us-east-2"));
+    assert_eq!(
+        region_from_queue_url("https://sqs.us-east-2.amazonaws.com/1/q").as_deref(),
+        Some("us-east-2")
+    );
     assert_eq!(region_from_queue_url("http://127.0.0.1:5000/1/q"), None);
 }

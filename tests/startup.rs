@@ -1,0 +1,209 @@
+//! Start-up and the edges: bad configuration, a missing queue, an SQS
+//! outage, and systemd's notify socket.
+
+mod support;
+
+use std::os::unix::net::UnixDatagram;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use nix::sys::signal::Signal;
+use support::*;
+
+fn check(wd: &Workdir, toml: &str) -> (Option<i32>, String) {
+    let p = wd.write("bad.toml", toml);
+    run_to_exit(&["check-config", "--config", p.to_str().unwrap()], &[])
+}
+
+#[test]
+fn bad_configuration_exits_78_naming_the_field() {
+    let wd = Workdir::new();
+    let ok_queue = "[queue]\nurl = \"http://127.0.0.1:1/123/q\"\n";
+    let cases = [
+        (
+            format!("{ok_queue}[job]\ncommand = []\n"),
+            "job.command is empty",
+        ),
+        (
+            format!("{ok_queue}wait_time = 30\n[job]\ncommand = [\"/bin/true\"]\n"),
+            "queue.wait_time",
+        ),
+        (
+            format!("{ok_queue}[job]\ncommand = [\"/bin/true\"]\nconcurrancy = 4\n"),
+            "unknown field `concurrancy`",
+        ),
+        ("[queue\nurl = ".to_string(), "not valid TOML"),
+    ];
+    for (toml, needle) in cases {
+        let (code, err) = check(&wd, &toml);
+        assert_eq!(code, Some(78), "{toml}\n{err}");
+        assert!(err.contains(needle), "expected {needle:?} in: {err}");
+        // `run` refuses the same file the same way.
+        let p = wd.path("bad.toml");
+        let (code, err2) = run_to_exit(&["run", "--config", p.to_str().unwrap()], &[]);
+        assert_eq!(code, Some(78));
+        assert!(err2.contains(needle));
+    }
+    let (code, err) = run_to_exit(
+        &["check-config", "--config", "/nonexistent/drainerd.toml"],
+        &[],
+    );
+    assert_eq!(code, Some(78));
+    assert!(err.contains("/nonexistent/drainerd.toml"), "{err}");
+}
+
+#[test]
+fn check_config_prints_the_effective_config_with_secrets_redacted() {
+    let wd = Workdir::new();
+    let p = wd.write(
+        "ok.toml",
+        "[queue]\nurl = \"http://127.0.0.1:1/123/q\"\n[job]\ncommand = [\"/bin/true\"]\n[job.env]\nAPI_TOKEN = \"hunter2\"\n",
+    );
+    let out = support::drainerd_cmd()
+        .args(["check-config", "--config", p.to_str().unwrap()])
+        .env("DRAINERD_JOB_CONCURRENCY", "7")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains("concurrency = 7"), "{text}");
+    assert!(
+        text.contains("lease = \"1m\""),
+        "defaults are shown: {text}"
+    );
+    assert!(
+        !text.contains("hunter2") && text.contains("<redacted>"),
+        "{text}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_queue_exits_69_naming_the_url() {
+    let moto = Moto::start();
+    let wd = Workdir::new();
+    let url = format!("{}/123456789012/no-such-queue", moto.endpoint);
+    let cfg = wd.config(&moto.endpoint, &url, &["/bin/true"], "");
+    let (code, err) = run_to_exit(
+        &[
+            "run",
+            "--config",
+            cfg.to_str().unwrap(),
+            "--log-format",
+            "text",
+        ],
+        &[],
+    );
+    assert_eq!(code, Some(69), "{err}");
+    assert!(err.contains(&url), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_sqs_outage_is_survived_without_a_hot_loop() {
+    let moto = Moto::start();
+    let sqs = moto.sqs();
+    let (url, _) = create_queue(&sqs, "outage", None).await;
+    let proxy = Proxy::start(moto.port).await;
+    let endpoint = format!("http://127.0.0.1:{}", proxy.port);
+    let wd = Workdir::new();
+    let out = wd.path("ran");
+    let job = wd.script("job.sh", "cat >> \"$OUT\"; echo >> \"$OUT\"");
+    let cfg = wd.config(&endpoint, &url, &[job.to_str().unwrap()], "");
+    let agent = Agent::start(&cfg, &[("OUT", out.to_str().unwrap())]);
+    assert!(
+        agent
+            .wait_log("drainerd ready", Duration::from_secs(10))
+            .await
+    );
+
+    proxy.up.store(false, Ordering::SeqCst);
+    let before = proxy.connections.load(Ordering::SeqCst);
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    let during = proxy.connections.load(Ordering::SeqCst) - before;
+    proxy.up.store(true, Ordering::SeqCst);
+    println!("connection attempts during a 10 s outage: {during}");
+    // Backoff (1 s doubling, jitter) with the SDK's own 3 attempts per call:
+    // a couple of dozen at most; a hot loop would make thousands.
+    assert!(
+        during <= 30,
+        "{during} connection attempts in 10 s: hot loop"
+    );
+    assert!(agent.logs().contains("cannot receive from SQS"));
+    let warnings = agent.logs().matches("cannot receive from SQS").count();
+    assert!(
+        warnings <= 3,
+        "each distinct failure logged once per period, saw {warnings}"
+    );
+
+    send(&sqs, &url, "after the outage").await;
+    let ran = eventually(Duration::from_secs(40), || async {
+        read_lines(&out)
+            .iter()
+            .any(|l| l == "after the outage")
+            .then_some(())
+    })
+    .await;
+    assert!(
+        ran.is_some(),
+        "agent did not recover; log:\n{}",
+        agent.logs()
+    );
+    assert!(agent.logs().contains("SQS reachable again"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn systemd_hears_ready_status_watchdog_and_stopping_in_order() {
+    let moto = Moto::start();
+    let sqs = moto.sqs();
+    let (url, _) = create_queue(&sqs, "notify", None).await;
+    let wd = Workdir::new();
+    let sock_path = wd.path("notify.sock");
+    let sock = UnixDatagram::bind(&sock_path).unwrap();
+    sock.set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    let job = wd.script("job.sh", "cat >/dev/null");
+    let cfg = wd.config(&moto.endpoint, &url, &[job.to_str().unwrap()], "");
+    send(&sqs, &url, "one").await;
+    let mut agent = Agent::start(
+        &cfg,
+        &[
+            ("NOTIFY_SOCKET", sock_path.to_str().unwrap()),
+            ("WATCHDOG_USEC", "1000000"),
+        ],
+    );
+    let mut messages: Vec<String> = Vec::new();
+    let mut buf = [0u8; 4096];
+    let start = std::time::Instant::now();
+    let mut termed = false;
+    while start.elapsed() < Duration::from_secs(20) {
+        if let Ok(n) = sock.recv(&mut buf) {
+            messages.push(String::from_utf8_lossy(&buf[..n]).into_owned());
+        }
+        let watchdogs = messages.iter().filter(|m| m.contains("WATCHDOG=1")).count();
+        if !termed && watchdogs >= 3 && messages.iter().any(|m| m.contains("1 done")) {
+            agent.signal(Signal::SIGTERM);
+            termed = true;
+        }
+        if messages.iter().any(|m| m.contains("STOPPING=1"))
+            && agent.child.try_wait().unwrap().is_some()
+        {
+            break;
+        }
+    }
+    eprintln!("notify messages: {messages:?}");
+    let pos = |needle: &str| messages.iter().position(|m| m.contains(needle));
+    let ready = pos("READY=1").expect("READY=1 sent");
+    let status = pos("STATUS=").expect("STATUS= sent");
+    let stopping = pos("STOPPING=1").expect("STOPPING=1 sent");
+    assert!(ready <= status && status < stopping, "order: {messages:?}");
+    assert!(
+        pos("WATCHDOG=1").is_some(),
+        "watchdog pings with WATCHDOG_USEC set"
+    );
+    assert!(
+        messages
+            .iter()
+            .any(|m| m.contains("STATUS=0/4 jobs · 1 done")),
+        "{messages:?}"
+    );
+    assert_eq!(agent.wait_exit(Duration::from_secs(10)), Some(0));
+}

@@ -1,0 +1,438 @@
+//! Real peers for drainerd's integration tests, in one place.
+//!
+//! - [`Moto`]: the AWS emulator (moto server from `.venv`, installed by
+//!   `scripts/test`), one per test on its own port.
+//! - [`Agent`]: the real `drainerd` binary with a config in a temp dir.
+//! - [`Proxy`]: a TCP relay that can fail every connection, standing in for
+//!   an SQS endpoint outage (AWS: SDK calls then fail with dispatch errors).
+//! - Job scripts that record what each job saw.
+#![allow(dead_code)]
+
+use std::io::{BufRead, Read};
+use std::net::TcpListener as StdListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use aws_sdk_sqs::config::{BehaviorVersion, Credentials, Region};
+use aws_sdk_sqs::types::{MessageSystemAttributeName, QueueAttributeName};
+
+pub const ROOT: &str = env!("CARGO_MANIFEST_DIR");
+
+pub fn free_port() -> u16 {
+    StdListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A moto server on loopback, killed on drop.
+pub struct Moto {
+    child: Child,
+    pub port: u16,
+    pub endpoint: String,
+}
+
+impl Moto {
+    pub fn start() -> Moto {
+        let bin = Path::new(ROOT).join(".venv/bin/moto_server");
+        assert!(
+            bin.exists(),
+            "{} is missing: run scripts/test (it installs moto into .venv)",
+            bin.display()
+        );
+        for _ in 0..5 {
+            let port = free_port();
+            let child = Command::new(&bin)
+                .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("start moto_server");
+            let mut moto = Moto {
+                child,
+                port,
+                endpoint: format!("http://127.0.0.1:{port}"),
+            };
+            let start = Instant::now();
+            while start.elapsed() < Duration::from_secs(20) {
+                if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                    return moto;
+                }
+                if moto.child.try_wait().unwrap().is_some() {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let _ = moto.child.kill();
+        }
+        panic!("moto_server did not start");
+    }
+
+    pub fn sqs(&self) -> aws_sdk_sqs::Client {
+        sqs_client(&self.endpoint)
+    }
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn sqs_client(endpoint: &str) -> aws_sdk_sqs::Client {
+    let conf = aws_sdk_sqs::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new("us-east-1"))
+        .endpoint_url(endpoint)
+        .credentials_provider(Credentials::new("test", "test", None, None, "tests"))
+        .http_client(
+            aws_smithy_http_client::Builder::new()
+                .tls_provider(aws_smithy_http_client::tls::Provider::Rustls(
+                    aws_smithy_http_client::tls::rustls_provider::CryptoMode::Ring,
+                ))
+                .build_https(),
+        )
+        .build();
+    aws_sdk_sqs::Client::from_conf(conf)
+}
+
+/// Creates `name` (and `name-dlq` when `max_receives` is set, with a redrive
+/// policy). Returns (queue URL, DLQ URL).
+pub async fn create_queue(
+    sqs: &aws_sdk_sqs::Client,
+    name: &str,
+    max_receives: Option<u32>,
+) -> (String, Option<String>) {
+    let mut dlq_url = None;
+    let mut req = sqs.create_queue().queue_name(name);
+    if let Some(n) = max_receives {
+        let dlq = sqs
+            .create_queue()
+            .queue_name(format!("{name}-dlq"))
+            .send()
+            .await
+            .unwrap()
+            .queue_url()
+            .unwrap()
+            .to_string();
+        let arn = sqs
+            .get_queue_attributes()
+            .queue_url(&dlq)
+            .attribute_names(QueueAttributeName::QueueArn)
+            .send()
+            .await
+            .unwrap()
+            .attributes()
+            .unwrap()[&QueueAttributeName::QueueArn]
+            .clone();
+        req = req.attributes(
+            QueueAttributeName::RedrivePolicy,
+            format!(r#"{{"deadLetterTargetArn":"{arn}","maxReceiveCount":"{n}"}}"#),
+        );
+        dlq_url = Some(dlq);
+    }
+    let url = req.send().await.unwrap().queue_url().unwrap().to_string();
+    (url, dlq_url)
+}
+
+pub async fn send(sqs: &aws_sdk_sqs::Client, url: &str, body: &str) -> String {
+    sqs.send_message()
+        .queue_url(url)
+        .message_body(body)
+        .send()
+        .await
+        .unwrap()
+        .message_id()
+        .unwrap()
+        .to_string()
+}
+
+/// (visible, in flight) from the queue's approximate counters.
+pub async fn depth(sqs: &aws_sdk_sqs::Client, url: &str) -> (u64, u64) {
+    let out = sqs
+        .get_queue_attributes()
+        .queue_url(url)
+        .attribute_names(QueueAttributeName::All)
+        .send()
+        .await
+        .unwrap();
+    let a = out.attributes().unwrap();
+    let n = |k: QueueAttributeName| a.get(&k).and_then(|v| v.parse().ok()).unwrap_or(0);
+    (
+        n(QueueAttributeName::ApproximateNumberOfMessages),
+        n(QueueAttributeName::ApproximateNumberOfMessagesNotVisible),
+    )
+}
+
+/// A message as a second consumer sees it: (id, body, receive count).
+pub async fn receive_one(
+    sqs: &aws_sdk_sqs::Client,
+    url: &str,
+    wait_secs: i32,
+) -> Option<(String, String, u32)> {
+    let out = sqs
+        .receive_message()
+        .queue_url(url)
+        .wait_time_seconds(wait_secs)
+        .max_number_of_messages(1)
+        .visibility_timeout(30)
+        .message_system_attribute_names(MessageSystemAttributeName::ApproximateReceiveCount)
+        .send()
+        .await
+        .unwrap();
+    let m = out.messages().first()?;
+    Some((
+        m.message_id().unwrap().to_string(),
+        m.body().unwrap_or_default().to_string(),
+        m.attributes()
+            .and_then(|a| a.get(&MessageSystemAttributeName::ApproximateReceiveCount))
+            .and_then(|c| c.parse().ok())
+            .unwrap_or(0),
+    ))
+}
+
+/// Polls `f` until it returns Some or `limit` passes.
+pub async fn eventually<T, F, Fut>(limit: Duration, mut f: F) -> Option<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let start = Instant::now();
+    loop {
+        if let Some(v) = f().await {
+            return Some(v);
+        }
+        if start.elapsed() > limit {
+            return None;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// A temp dir with a config file and job scripts.
+pub struct Workdir {
+    pub dir: tempfile::TempDir,
+}
+
+impl Workdir {
+    pub fn new() -> Workdir {
+        Workdir {
+            dir: tempfile::tempdir().unwrap(),
+        }
+    }
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+    pub fn write(&self, name: &str, text: &str) -> PathBuf {
+        let p = self.path(name);
+        std::fs::write(&p, text).unwrap();
+        p
+    }
+    /// Writes an executable `sh` script.
+    pub fn script(&self, name: &str, body: &str) -> PathBuf {
+        use std::os::unix::fs::PermissionsExt;
+        let p = self.write(name, &format!("#!/bin/sh\n{body}\n"));
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+        p
+    }
+    /// A standard config for `queue_url` running `command`; `extra` is
+    /// appended inside [job] (use full `[section]` headers after it).
+    pub fn config(
+        &self,
+        endpoint: &str,
+        queue_url: &str,
+        command: &[&str],
+        extra: &str,
+    ) -> PathBuf {
+        let argv: Vec<String> = command.iter().map(|a| format!("{a:?}")).collect();
+        self.write(
+            "drainerd.toml",
+            &format!(
+                "[queue]\nurl = {queue_url:?}\nendpoint_url = {endpoint:?}\nregion = \"us-east-1\"\nwait_time = \"1s\"\nlease = \"10s\"\nheartbeat_interval = \"3s\"\n\n[job]\ncommand = [{}]\nretry_backoff_base = \"1s\"\nretry_backoff_max = \"2s\"\nkill_grace = \"1s\"\n{extra}\n",
+                argv.join(", ")
+            ),
+        )
+    }
+}
+
+/// The real drainerd binary, killed on drop. Its stderr goes to `log`.
+pub struct Agent {
+    pub child: Child,
+    pub log: PathBuf,
+}
+
+pub fn drainerd_cmd() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_drainerd"));
+    c.env("AWS_ACCESS_KEY_ID", "test")
+        .env("AWS_SECRET_ACCESS_KEY", "test")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env_remove("NOTIFY_SOCKET")
+        .env_remove("JOURNAL_STREAM")
+        .env_remove("WATCHDOG_USEC")
+        .env("RUST_LOG", "info");
+    c
+}
+
+impl Agent {
+    pub fn start(config: &Path, envs: &[(&str, &str)]) -> Agent {
+        let log = config.with_file_name("drainerd.log");
+        let f = std::fs::File::create(&log).unwrap();
+        let mut cmd = drainerd_cmd();
+        cmd.args(["run", "--config"])
+            .arg(config)
+            .args(["--log-format", "text"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(f);
+        for (k, v) in envs {
+            cmd.env(k, v);
+        }
+        Agent {
+            child: cmd.spawn().expect("start drainerd"),
+            log,
+        }
+    }
+    pub fn pid(&self) -> i32 {
+        self.child.id() as i32
+    }
+    pub fn signal(&self, sig: nix::sys::signal::Signal) {
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.pid()), sig).unwrap();
+    }
+    pub fn logs(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+    /// Waits for the agent to exit; returns its exit code.
+    pub fn wait_exit(&mut self, limit: Duration) -> Option<i32> {
+        let start = Instant::now();
+        while start.elapsed() < limit {
+            if let Some(s) = self.child.try_wait().unwrap() {
+                return s.code();
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        None
+    }
+    pub async fn wait_log(&self, needle: &str, limit: Duration) -> bool {
+        eventually(limit, || async {
+            self.logs().contains(needle).then_some(())
+        })
+        .await
+        .is_some()
+    }
+    /// Peak resident memory (VmHWM) in KiB, while running.
+    pub fn peak_rss_kib(&self) -> u64 {
+        let s = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap();
+        s.lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap()
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if std::thread::panicking() {
+            eprintln!("---- drainerd log ----\n{}", self.logs());
+        }
+    }
+}
+
+/// Runs drainerd to completion (for config errors): (exit code, stderr).
+pub fn run_to_exit(args: &[&str], envs: &[(&str, &str)]) -> (Option<i32>, String) {
+    let mut cmd = drainerd_cmd();
+    cmd.args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for (k, v) in envs {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().unwrap();
+    let mut err = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    let status = child.wait().unwrap();
+    (status.code(), err)
+}
+
+/// Lines of a job record file.
+pub fn read_lines(p: &Path) -> Vec<String> {
+    match std::fs::File::open(p) {
+        Ok(f) => std::io::BufReader::new(f)
+            .lines()
+            .map_while(Result::ok)
+            .collect(),
+        Err(_) => Vec::new(),
+    }
+}
+
+/// Largest number of overlapping [start, end] intervals.
+pub fn max_overlap(intervals: &[(u128, u128)]) -> usize {
+    let mut ev: Vec<(u128, i32)> = Vec::new();
+    for &(s, e) in intervals {
+        ev.push((s, 1));
+        ev.push((e, -1));
+    }
+    // Ends sort before starts at the same instant.
+    ev.sort();
+    let (mut cur, mut best) = (0i32, 0i32);
+    for (_, d) in ev {
+        cur += d;
+        best = best.max(cur);
+    }
+    best as usize
+}
+
+/// A TCP relay to `target` that can be switched to fail every connection.
+/// It counts the connections it sees (moto closes each after one response,
+/// so this is the number of requests attempted).
+pub struct Proxy {
+    pub port: u16,
+    pub up: Arc<AtomicBool>,
+    pub connections: Arc<AtomicU64>,
+}
+
+impl Proxy {
+    pub async fn start(target_port: u16) -> Proxy {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let up = Arc::new(AtomicBool::new(true));
+        let connections = Arc::new(AtomicU64::new(0));
+        let (u, c) = (up.clone(), connections.clone());
+        tokio::spawn(async move {
+            loop {
+                let Ok((mut inbound, _)) = listener.accept().await else {
+                    return;
+                };
+                c.fetch_add(1, Ordering::SeqCst);
+                if !u.load(Ordering::SeqCst) {
+                    drop(inbound); // reset: the endpoint is "down"
+                    continue;
+                }
+                tokio::spawn(async move {
+                    if let Ok(mut out) =
+                        tokio::net::TcpStream::connect(("127.0.0.1", target_port)).await
+                    {
+                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut out).await;
+                    }
+                });
+            }
+        });
+        Proxy {
+            port,
+            up,
+            connections,
+        }
+    }
+}
