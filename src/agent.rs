@@ -178,7 +178,7 @@ pub async fn run(
     let _ = settler.await;
     let summary = stats.summary(true);
     notifier.status(&summary);
-    tracing::info!(summary = %summary, "drainerd stopped; every message was settled");
+    tracing::info!(summary = %summary, sqs_requests = %stats.requests_summary(), "drainerd stopped; every message was settled");
     Ok(())
 }
 
@@ -264,7 +264,9 @@ async fn receive_loop(
     let mut last_logged = Instant::now();
     let mut seq: u64 = 0;
     loop {
+        // biased: once intake is closed, never start another receive.
         let permits = tokio::select! {
+            biased;
             () = intake.cancelled() => return,
             p = slots.acquire_up_to(10) => p,
         };
@@ -340,6 +342,7 @@ async fn receive_loop(
                     last_logged = Instant::now();
                 }
                 tokio::select! {
+                    biased;
                     () = intake.cancelled() => return,
                     () = sleep(delay) => {}
                 }

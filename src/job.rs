@@ -167,7 +167,9 @@ pub async fn run(
     })
     .collect();
 
+    // biased: a job that has exited is never reported as stopped.
     let exit = tokio::select! {
+        biased;
         status = child.wait() => match status {
             Ok(s) => {
                 use std::os::unix::process::ExitStatusExt;

@@ -115,6 +115,18 @@ impl Stats {
             })
             .sum()
     }
+    /// `ReceiveMessage=12 DeleteMessageBatch=3 ...` (calls made, failed
+    /// ones included), for the final log line and the benchmark.
+    pub fn requests_summary(&self) -> String {
+        Api::ALL
+            .iter()
+            .map(|a| {
+                let (ok, err) = self.requests(*a);
+                format!("{}={}", a.name(), ok + err)
+            })
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
     pub fn job_done(&self, outcome: JobOutcome) {
         self.jobs[outcome as usize].fetch_add(1, Relaxed);
     }

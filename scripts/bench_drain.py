@@ -1,0 +1,178 @@
+"""Drain benchmark: N no-op jobs (/bin/true) at concurrency C, against moto.
+
+Prints jobs/s, drainerd's CPU per job (its own plus the jobs it reaped, from
+/proc), the fork+exec floor measured in the same run, the cost above that
+floor, SQS requests per job by API (counted by drainerd itself and logged
+when it stops), requests per minute while idle, peak RSS and binary size.
+
+moto is slow and single-threaded, so jobs/s here is moto's limit, not
+drainerd's; the per-job CPU and request figures are drainerd's own.
+"""
+import argparse
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+import boto3
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+VENV = os.path.join(ROOT, ".venv", "bin")
+BIN = os.path.join(ROOT, "target", "release", "drainerd")
+TICK_MS = 1000.0 / os.sysconf("SC_CLK_TCK")
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def proc_cpu_ms(pid):
+    """(own CPU ms, reaped children's CPU ms) from /proc/PID/stat."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    utime, stime, cutime, cstime = (int(x) for x in fields[11:15])
+    return (utime + stime) * TICK_MS, (cutime + cstime) * TICK_MS
+
+
+def peak_rss_kib(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    return 0
+
+
+def start_agent(work, url, endpoint, concurrency):
+    config = os.path.join(work, "drainerd.toml")
+    with open(config, "w") as f:
+        f.write(f"""[queue]
+url = "{url}"
+endpoint_url = "{endpoint}"
+region = "us-east-1"
+[job]
+command = ["/bin/true"]
+concurrency = {concurrency}
+""")
+    log_path = os.path.join(work, f"drainerd-{time.time_ns()}.log")
+    env = dict(os.environ, AWS_ACCESS_KEY_ID="test", AWS_SECRET_ACCESS_KEY="test",
+               AWS_EC2_METADATA_DISABLED="true", RUST_LOG="info")
+    env.pop("NOTIFY_SOCKET", None)
+    log = open(log_path, "w")
+    p = subprocess.Popen([BIN, "run", "--config", config, "--log-format", "text"],
+                         stdout=log, stderr=log, env=env)
+    deadline = time.time() + 30
+    while time.time() < deadline:
+        if "drainerd ready" in open(log_path).read():
+            return p, log_path
+        if p.poll() is not None:
+            sys.exit(f"drainerd exited: {open(log_path).read()}")
+        time.sleep(0.05)
+    sys.exit("drainerd did not become ready")
+
+
+def stop_agent(p, log_path):
+    p.send_signal(signal.SIGTERM)
+    p.wait(timeout=60)
+    text = open(log_path).read()
+    m = re.search(r'sqs_requests=(.*)$', text, re.M)
+    counts = {}
+    if m:
+        for kv in m.group(1).strip().strip('"').split():
+            k, v = kv.split("=")
+            counts[k] = int(v)
+    return counts
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--jobs", type=int, default=1000)
+    ap.add_argument("--concurrency", type=int, default=8)
+    ap.add_argument("--idle-seconds", type=int, default=60)
+    args = ap.parse_args()
+
+    work = tempfile.mkdtemp(prefix="drainerd-bench-")
+    port = free_port()
+    endpoint = f"http://127.0.0.1:{port}"
+    moto = subprocess.Popen([os.path.join(VENV, "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        for _ in range(200):
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                break
+            except OSError:
+                time.sleep(0.05)
+        sqs = boto3.client("sqs", endpoint_url=endpoint, region_name="us-east-1",
+                           aws_access_key_id="test", aws_secret_access_key="test")
+        url = sqs.create_queue(QueueName="bench")["QueueUrl"]
+
+        floor = json.loads(subprocess.check_output(
+            [os.path.join(ROOT, "target", "release", "examples", "spawn_floor"), str(args.jobs)]))
+
+        # Drain: the agent waits on an empty queue; the producer keeps the
+        # queue shallow (moto slows down with depth) until all are sent.
+        agent, log_path = start_agent(work, url, endpoint, args.concurrency)
+        own0, kids0 = proc_cpu_ms(agent.pid)
+        t0 = time.time()
+        sent = 0
+        while sent < args.jobs:
+            visible = int(sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages"])
+                          ["Attributes"]["ApproximateNumberOfMessages"])
+            if visible > 100:
+                time.sleep(0.02)
+                continue
+            for _ in range(5):
+                n = min(10, args.jobs - sent)
+                if n == 0:
+                    break
+                sqs.send_message_batch(QueueUrl=url, Entries=[
+                    {"Id": str(i), "MessageBody": f"job {sent + i}"} for i in range(n)])
+                sent += n
+        while open(log_path).read().count("job finished") < args.jobs:
+            if time.time() - t0 > 900:
+                sys.exit("drain took too long")
+            time.sleep(0.05)
+        wall = time.time() - t0
+        own1, kids1 = proc_cpu_ms(agent.pid)
+        rss = peak_rss_kib(agent.pid)
+        counts = stop_agent(agent, log_path)
+        agent_ms = (own1 - own0) + (kids1 - kids0)
+        per_job = agent_ms / args.jobs
+        floor_per_job = floor["cpu_ms"] / args.jobs
+        drain_requests = {k: v for k, v in counts.items() if v}
+        # Start-up's GetQueueAttributes is not per-job work.
+        per_job_requests = {k: v / args.jobs for k, v in drain_requests.items() if k != "GetQueueAttributes"}
+
+        # Idle: an agent on an empty queue, long-polling.
+        agent, log_path = start_agent(work, url, endpoint, args.concurrency)
+        time.sleep(args.idle_seconds)
+        idle = stop_agent(agent, log_path)
+        idle_per_min = (sum(idle.values()) - idle.get("GetQueueAttributes", 0)) * 60 / args.idle_seconds
+
+        size = os.path.getsize(BIN)
+        print()
+        print(f"drain benchmark: {args.jobs} no-op jobs (/bin/true), concurrency {args.concurrency}, moto backend")
+        print(f"  throughput                  {args.jobs / wall:8.1f} jobs/s  ({wall:.1f} s; moto-bound)")
+        print(f"  drainerd CPU per job        {per_job:8.3f} ms  (agent {own1 - own0:.0f} ms + reaped jobs {kids1 - kids0:.0f} ms)")
+        print(f"  fork+exec floor per job     {floor_per_job:8.3f} ms  (minimal loop, same run)")
+        print(f"  above the floor             {per_job - floor_per_job:8.3f} ms per job   (target <= 0.3)")
+        for k, v in sorted(per_job_requests.items()):
+            print(f"  {k:<28}{v:8.3f} requests per job")
+        print(f"  SQS requests per job        {sum(per_job_requests.values()):8.3f}   (target <= 0.21; floor 1/min(10,C) + 1/10)")
+        print(f"  idle requests per minute    {idle_per_min:8.2f}   (target <= 3.5; 20 s long polls)")
+        print(f"  peak RSS                    {rss / 1024:8.1f} MiB  (target <= 12)")
+        print(f"  release binary              {size / 1e6:8.1f} MB   (stripped; target <= 15)")
+    finally:
+        moto.terminate()
+        moto.wait()
+
+
+if __name__ == "__main__":
+    main()
