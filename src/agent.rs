@@ -24,6 +24,10 @@ use crate::settle::{self, Action, Request};
 use crate::slots::Slots;
 use crate::stats::Stats;
 
+/// How long a receive waits for more slots to free up once one has: short
+/// against any job, long enough that jobs ending together share a request.
+const GATHER: Duration = Duration::from_millis(25);
+
 /// What the outside world asks of a running agent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Control {
@@ -268,7 +272,7 @@ async fn receive_loop(
         let permits = tokio::select! {
             biased;
             () = intake.cancelled() => return,
-            p = slots.acquire_up_to(10) => p,
+            p = slots.acquire_batch(slots.size().min(10), GATHER) => p,
         };
         let (wait, lease) = {
             let c = ctx.config.borrow();

@@ -60,17 +60,29 @@ impl Exit {
 
 /// Variables the agent must not pass on: systemd's notify channel belongs to
 /// the agent, and `DRAINERD_*` configuration overrides are not the job's.
+/// The agent's environment does not change, so the list is made once.
 fn scrub_env(cmd: &mut Command) {
-    for (k, _) in std::env::vars_os() {
-        let Some(k) = k.to_str() else { continue };
-        if k.starts_with("DRAINERD_")
-            || matches!(
-                k,
-                "NOTIFY_SOCKET" | "WATCHDOG_USEC" | "WATCHDOG_PID" | "LISTEN_FDS" | "LISTEN_PID"
-            )
-        {
-            cmd.env_remove(k);
-        }
+    static SCRUB: std::sync::OnceLock<Vec<std::ffi::OsString>> = std::sync::OnceLock::new();
+    let names = SCRUB.get_or_init(|| {
+        std::env::vars_os()
+            .map(|(k, _)| k)
+            .filter(|k| {
+                k.to_str().is_some_and(|k| {
+                    k.starts_with("DRAINERD_")
+                        || matches!(
+                            k,
+                            "NOTIFY_SOCKET"
+                                | "WATCHDOG_USEC"
+                                | "WATCHDOG_PID"
+                                | "LISTEN_FDS"
+                                | "LISTEN_PID"
+                        )
+                })
+            })
+            .collect()
+    });
+    for k in names {
+        cmd.env_remove(k);
     }
 }
 

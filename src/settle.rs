@@ -32,9 +32,11 @@ pub struct Request {
     pub action: Action,
 }
 
-/// Waiting this long for more finished jobs fills batches under load and
-/// costs a job nothing: its slot is already free.
-const LINGER: Duration = Duration::from_millis(25);
+/// Waiting this long for more finished jobs fills batches under load (a
+/// batch spans several receive cycles) and costs a job nothing: its slot is
+/// already free, and the message stays leased meanwhile. At shutdown the
+/// channel closes and the wait ends at once.
+const LINGER: Duration = Duration::from_millis(200);
 const BATCH: usize = 10;
 /// Whole-call failures are retried this many times (with backoff) before
 /// the message is left to reappear on its own.

@@ -6,6 +6,7 @@
 //! served before new jobs start): running jobs are never touched.
 
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
@@ -40,6 +41,22 @@ impl Slots {
             match self.sem.clone().try_acquire_owned() {
                 Ok(p) => permits.push(p),
                 Err(_) => break,
+            }
+        }
+        permits
+    }
+
+    /// Waits for one free slot, then up to `gather` for more, returning as
+    /// soon as `max` are held. Jobs that end together then share one
+    /// receive instead of one receive each.
+    pub async fn acquire_batch(&self, max: usize, gather: Duration) -> Vec<OwnedSemaphorePermit> {
+        let mut permits = self.acquire_up_to(max).await;
+        let until = tokio::time::Instant::now() + gather;
+        while permits.len() < max {
+            tokio::select! {
+                biased;
+                p = self.sem.clone().acquire_owned() => permits.push(p.expect("the slot semaphore is never closed")),
+                () = tokio::time::sleep_until(until) => break,
             }
         }
         permits
@@ -83,5 +100,21 @@ mod tests {
         drop(next);
         slots.resize(3);
         assert_eq!(slots.acquire_up_to(10).await.len(), 3);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_batch_gathers_slots_freed_shortly_after() {
+        let slots = Arc::new(Slots::new(3));
+        let mut running = slots.acquire_up_to(3).await;
+        let last = running.pop().unwrap();
+        let s2 = slots.clone();
+        let batch =
+            tokio::spawn(async move { s2.acquire_batch(3, Duration::from_millis(25)).await.len() });
+        drop(running.pop());
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        drop(running.pop());
+        // The third slot stays busy: the batch closes after the window.
+        assert_eq!(batch.await.unwrap(), 2);
+        drop(last);
     }
 }

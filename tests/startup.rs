@@ -215,11 +215,22 @@ async fn sigterm_on_an_idle_agent_ends_after_the_current_long_poll() {
     let (url, _) = create_queue(&sqs, "idle", None).await;
     let proxy = Proxy::start(moto.port).await;
     let wd = Workdir::new();
-    let cfg = wd.config(&format!("http://127.0.0.1:{}", proxy.port), &url, &["/bin/true"], "");
-    let text = std::fs::read_to_string(&cfg).unwrap().replace("wait_time = \"1s\"", "wait_time = \"3s\"");
+    let cfg = wd.config(
+        &format!("http://127.0.0.1:{}", proxy.port),
+        &url,
+        &["/bin/true"],
+        "",
+    );
+    let text = std::fs::read_to_string(&cfg)
+        .unwrap()
+        .replace("wait_time = \"1s\"", "wait_time = \"3s\"");
     std::fs::write(&cfg, text).unwrap();
     let mut agent = Agent::start(&cfg, &[]);
-    assert!(agent.wait_log("drainerd ready", Duration::from_secs(10)).await);
+    assert!(
+        agent
+            .wait_log("drainerd ready", Duration::from_secs(10))
+            .await
+    );
     tokio::time::sleep(Duration::from_millis(500)).await;
     let before = proxy.connections.load(Ordering::SeqCst);
     agent.signal(Signal::SIGTERM);
@@ -228,5 +239,9 @@ async fn sigterm_on_an_idle_agent_ends_after_the_current_long_poll() {
     let after = proxy.connections.load(Ordering::SeqCst) - before;
     // The receive in flight finishes (at most one long poll); no new one starts.
     assert_eq!(after, 0, "a receive was started after SIGTERM");
-    assert!(start.elapsed() < Duration::from_millis(3500), "took {:?}", start.elapsed());
+    assert!(
+        start.elapsed() < Duration::from_millis(3500),
+        "took {:?}",
+        start.elapsed()
+    );
 }
