@@ -62,7 +62,7 @@ concurrency = {concurrency}
 """)
     log_path = os.path.join(work, f"drainerd-{time.time_ns()}.log")
     env = dict(os.environ, AWS_ACCESS_KEY_ID="test", AWS_SECRET_ACCESS_KEY="test",
-               AWS_EC2_METADATA_DISABLED="true", RUST_LOG="info")
+               AWS_EC2_METADATA_DISABLED="true", DRAINERD_METADATA_ENABLED="false", RUST_LOG="info")
     env.pop("NOTIFY_SOCKET", None)
     log = open(log_path, "w")
     p = subprocess.Popen([BIN, "run", "--config", config, "--log-format", "text"],

@@ -6,7 +6,7 @@
 //! the agent exits only after every message has been settled.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use tokio::sync::{mpsc, watch};
 use tokio::time::{sleep, sleep_until, Instant};
@@ -14,10 +14,12 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::config::{Config, ConfigError};
+use crate::fleet::Fleet;
 use crate::heartbeat::{self, Leases};
+use crate::notice::Event;
 use crate::notify::Notifier;
 use crate::output::LineBudget;
-use crate::policy::error_backoff;
+use crate::policy::{self, error_backoff, Reaction};
 use crate::queue::Queue;
 use crate::runner::{self, JobContext};
 use crate::settle::{self, Action, Request};
@@ -29,12 +31,14 @@ use crate::stats::Stats;
 const GATHER: Duration = Duration::from_millis(25);
 
 /// What the outside world asks of a running agent.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Control {
     /// First: drain. Second: stop jobs now.
     Shutdown,
     /// Re-read the configuration.
     Reload,
+    /// Something instance metadata said.
+    Notice(Event),
 }
 
 /// Why the agent could not run.
@@ -48,6 +52,8 @@ pub enum AgentError {
         waited: Duration,
         detail: String,
     },
+    #[error("internal error: {0}")]
+    Internal(String),
 }
 
 /// What the agent needs from outside: injected so tests can supply them.
@@ -55,6 +61,8 @@ pub struct Deps {
     pub queue: Arc<Queue>,
     pub stats: Arc<Stats>,
     pub notifier: Notifier,
+    /// This instance's Auto Scaling membership, when known.
+    pub fleet: Option<Arc<Fleet>>,
     /// Reads the configuration again (for SIGHUP).
     pub reload: Box<dyn Fn() -> Result<Config, ConfigError> + Send>,
 }
@@ -72,6 +80,7 @@ pub async fn run(
         queue,
         stats,
         notifier,
+        fleet,
         reload,
     } = deps;
     wait_for_queue(&queue, config.queue.start_timeout.0).await?;
@@ -120,10 +129,11 @@ pub async fn run(
     notifier.ready(&status);
     tracing::info!(queue_url = %queue.url, slots = slots.size(), "drainerd ready: draining the queue");
 
-    let mut draining = false;
+    let mut st = DrainState::default();
     let mut control_open = true;
     let mut receiver_done = false;
-    let mut drain_deadline: Option<Instant> = None;
+    let mut drained = false;
+    let mut lifecycle_beats: Option<CancellationToken> = None;
     let watchdog_every = notifier
         .watchdog_interval()
         .unwrap_or(Duration::from_secs(3600));
@@ -131,43 +141,72 @@ pub async fn run(
     let mut status_tick = tokio::time::interval(Duration::from_secs(1));
     loop {
         tokio::select! {
-            c = control.recv(), if control_open => match c {
-                Some(Control::Shutdown) | None if !draining => {
-                    control_open = c.is_some();
-                    draining = true;
-                    intake.cancel();
-                    let drain = config_rx.borrow().agent.drain_timeout.0;
-                    drain_deadline = Some(Instant::now() + drain);
-                    status = stats.summary(true);
-                    notifier.stopping(&status);
-                    tracing::info!(running = leases.len(), drain_timeout = ?drain, "shutting down: stopped receiving; running jobs may finish within the drain timeout");
-                }
-                Some(Control::Shutdown) | None => {
-                    control_open = c.is_some();
-                    if !stop_jobs.is_cancelled() {
-                        tracing::info!(running = leases.len(), "second shutdown request: stopping jobs now and handing their messages back");
-                        stop_jobs.cancel();
+            c = control.recv(), if control_open => {
+                control_open = c.is_some();
+                match c.unwrap_or(Control::Shutdown) {
+                    Control::Shutdown if !st.exit => {
+                        st.exit = true;
+                        let drain = config_rx.borrow().agent.drain_timeout.0;
+                        st.begin(&intake, Some(drain));
+                        status = stats.summary(true);
+                        notifier.stopping(&status);
+                        tracing::info!(running = leases.len(), drain_timeout = ?drain, "shutting down: stopped receiving; running jobs may finish within the drain timeout");
+                        if drained {
+                            break;
+                        }
+                    }
+                    Control::Shutdown => {
+                        if !stop_jobs.is_cancelled() {
+                            tracing::info!(running = leases.len(), "second shutdown request: stopping jobs now and handing their messages back");
+                            stop_jobs.cancel();
+                        }
+                    }
+                    Control::Reload => apply_reload(&reload, &config_tx, &slots, &stats),
+                    Control::Notice(event) => {
+                        let cfg = config_rx.borrow().clone();
+                        let r = policy::reaction(&event, &cfg.metadata, cfg.job.kill_grace.0, cfg.agent.drain_timeout.0, SystemTime::now());
+                        log_notice(&event, &r, &stats);
+                        if let Reaction::Drain { reason, stop_jobs_in, lifecycle } = r {
+                            tracing::warn!(reason = %reason, running = leases.len(), stop_jobs_in = ?stop_jobs_in, "draining: stopped receiving");
+                            stats.set_notice(reason);
+                            st.begin(&intake, stop_jobs_in);
+                            if lifecycle && !st.lifecycle {
+                                st.lifecycle = true;
+                                lifecycle_beats = start_lifecycle_heartbeats(fleet.clone(), &cfg);
+                            }
+                            if drained {
+                                finish_drain(&mut st, &fleet, &cfg, &mut lifecycle_beats).await;
+                            }
+                        }
                     }
                 }
-                Some(Control::Reload) => apply_reload(&reload, &config_tx, &slots, &stats),
             },
-            () = async { sleep_until(drain_deadline.expect("set when draining")).await }, if drain_deadline.is_some() && !stop_jobs.is_cancelled() => {
-                tracing::info!(running = leases.len(), "drain timeout reached: stopping jobs and handing their messages back");
+            () = async { sleep_until(st.stop_at.expect("checked")).await }, if st.stop_at.is_some() && !stop_jobs.is_cancelled() => {
+                tracing::info!(running = leases.len(), "drain deadline reached: stopping jobs and handing their messages back");
                 stop_jobs.cancel();
             }
             r = &mut receiver, if !receiver_done => {
                 receiver_done = true;
                 jobs.close();
                 if let Err(e) = r {
-                    tracing::error!(error = %e, "receiver task ended abnormally");
-                    intake.cancel();
-                    draining = true;
+                    tracing::error!(error = %e, "receiver task ended abnormally; draining and exiting");
+                    st.failed = true;
+                    st.exit = true;
+                    st.begin(&intake, Some(config_rx.borrow().agent.drain_timeout.0));
                 }
             }
-            () = jobs.wait(), if receiver_done => break,
+            () = jobs.wait(), if receiver_done && !drained => {
+                drained = true;
+                let cfg = config_rx.borrow().clone();
+                finish_drain(&mut st, &fleet, &cfg, &mut lifecycle_beats).await;
+                if st.exit {
+                    break;
+                }
+                tracing::info!("drained: every message settled; receiving stays off until drainerd is restarted");
+            }
             _ = watchdog.tick() => notifier.watchdog(),
             _ = status_tick.tick() => {
-                let s = stats.summary(draining);
+                let s = stats.summary(st.draining);
                 if s != status {
                     notifier.status(&s);
                     status = s;
@@ -183,7 +222,147 @@ pub async fn run(
     let summary = stats.summary(true);
     notifier.status(&summary);
     tracing::info!(summary = %summary, sqs_requests = %stats.requests_summary(), "drainerd stopped; every message was settled");
+    if st.failed {
+        return Err(AgentError::Internal(
+            "the receive loop ended abnormally".into(),
+        ));
+    }
     Ok(())
+}
+
+/// Where the agent is in draining.
+#[derive(Debug, Default)]
+struct DrainState {
+    /// Intake closed.
+    draining: bool,
+    /// Exit once drained (SIGTERM), rather than stay up idle.
+    exit: bool,
+    /// When running jobs are stopped (earliest asked for).
+    stop_at: Option<Instant>,
+    /// A terminate lifecycle hook is waiting for us.
+    lifecycle: bool,
+    lifecycle_done: bool,
+    failed: bool,
+}
+
+impl DrainState {
+    fn begin(&mut self, intake: &CancellationToken, stop_in: Option<Duration>) {
+        self.draining = true;
+        intake.cancel();
+        if let Some(d) = stop_in {
+            let at = Instant::now() + d;
+            self.stop_at = Some(self.stop_at.map_or(at, |s| s.min(at)));
+        }
+    }
+}
+
+fn log_notice(event: &Event, reaction: &Reaction, stats: &Stats) {
+    match (event, reaction) {
+        (_, Reaction::Ignore) => {
+            tracing::debug!(?event, "instance metadata notice ignored (configured)")
+        }
+        (Event::Spot(n), _) => {
+            tracing::warn!(action = n.action.name(), time = %humantime::format_rfc3339_seconds(n.time), "spot interruption notice")
+        }
+        (Event::SpotWithdrawn, _) => tracing::info!(
+            "spot interruption notice withdrawn; drainerd stays drained until restarted"
+        ),
+        (Event::Rebalance(t), Reaction::Report) => {
+            stats.set_notice("rebalance recommended".into());
+            tracing::info!(notice_time = %humantime::format_rfc3339_seconds(*t), "rebalance recommendation (metadata.rebalance = log: keep working)");
+        }
+        (Event::Rebalance(_), _) => tracing::warn!("rebalance recommendation"),
+        (Event::RebalanceWithdrawn, _) => tracing::info!("rebalance recommendation withdrawn"),
+        (Event::Lifecycle(from, to), _) => {
+            let what = match to.as_str() {
+                "InService" => "normal service",
+                "Terminated" => "terminating: drain, then complete the lifecycle hook",
+                "Standby" | "Detached" => "still draining the queue (the instance keeps running)",
+                _ => "warm pool: logged only; do not start drainerd on warm-pool instances before InService",
+            };
+            if to != "InService" {
+                stats.set_notice(format!("lifecycle {to}"));
+            }
+            tracing::info!(from = from.as_deref().unwrap_or("-"), to = %to, meaning = what, "target lifecycle state changed");
+        }
+        (Event::Maintenance(m), _) => {
+            let nb = m
+                .not_before
+                .map(|t| humantime::format_rfc3339_seconds(t).to_string())
+                .unwrap_or_default();
+            stats.set_notice(format!("maintenance {} not before {nb}", m.code));
+            tracing::warn!(event_id = %m.id, code = %m.code, not_before = %nb, state = %m.state, description = %m.description, "scheduled maintenance event");
+        }
+        (Event::MaintenanceWithdrawn(id), _) => {
+            tracing::info!(event_id = %id, "scheduled maintenance event withdrawn")
+        }
+        (Event::MaintenanceDue(m), _) => {
+            tracing::warn!(event_id = %m.id, "scheduled maintenance is near")
+        }
+    }
+}
+
+fn start_lifecycle_heartbeats(
+    fleet: Option<Arc<Fleet>>,
+    cfg: &Config,
+) -> Option<CancellationToken> {
+    let Some(hook) = cfg.fleet.lifecycle_hook.clone() else {
+        tracing::info!("no fleet.lifecycle_hook configured: draining without lifecycle heartbeats");
+        return None;
+    };
+    let Some(fleet) = fleet.filter(|f| f.group.is_some()) else {
+        tracing::warn!("fleet.lifecycle_hook is set but this instance's Auto Scaling group is unknown: no lifecycle heartbeats");
+        return None;
+    };
+    let stop = CancellationToken::new();
+    let interval = cfg.fleet.lifecycle_heartbeat_interval.0;
+    let token = stop.clone();
+    tokio::spawn(async move {
+        loop {
+            match fleet.lifecycle_heartbeat(&hook).await {
+                Ok(()) => tracing::info!(hook = %hook, "lifecycle hook heartbeat sent"),
+                Err(e) => {
+                    tracing::warn!(error = %e, "lifecycle hook heartbeat failed; retrying next interval")
+                }
+            }
+            tokio::select! {
+                () = token.cancelled() => return,
+                () = sleep(interval) => {}
+            }
+        }
+    });
+    Some(stop)
+}
+
+/// Once drained: stop lifecycle heartbeats and complete the hook.
+async fn finish_drain(
+    st: &mut DrainState,
+    fleet: &Option<Arc<Fleet>>,
+    cfg: &Config,
+    beats: &mut Option<CancellationToken>,
+) {
+    if !st.lifecycle || st.lifecycle_done {
+        return;
+    }
+    st.lifecycle_done = true;
+    if let Some(b) = beats.take() {
+        b.cancel();
+    }
+    let (Some(hook), Some(fleet)) = (
+        cfg.fleet.lifecycle_hook.as_deref(),
+        fleet.as_ref().filter(|f| f.group.is_some()),
+    ) else {
+        return;
+    };
+    match fleet.complete_lifecycle(hook).await {
+        Ok(()) => tracing::info!(
+            hook,
+            "lifecycle action completed (CONTINUE): the group may terminate this instance"
+        ),
+        Err(e) => {
+            tracing::error!(error = %e, "could not complete the lifecycle action; the hook's timeout will end it")
+        }
+    }
 }
 
 async fn wait_for_queue(queue: &Queue, patience: Duration) -> Result<(), AgentError> {
@@ -242,6 +421,8 @@ fn apply_reload(
     effective.queue.region = old.queue.region.clone();
     effective.queue.endpoint_url = old.queue.endpoint_url.clone();
     effective.agent.log_level = old.agent.log_level.clone();
+    effective.metadata = old.metadata.clone();
+    effective.fleet = old.fleet.clone();
     effective.job.log_lines_per_second = old.job.log_lines_per_second;
     slots.resize(effective.job.concurrency);
     stats.slots.store(

@@ -29,6 +29,10 @@ pub struct Config {
     pub job: JobConfig,
     #[serde(default)]
     pub agent: AgentConfig,
+    #[serde(default)]
+    pub metadata: MetadataConfig,
+    #[serde(default)]
+    pub fleet: FleetConfig,
 }
 
 /// Where the work comes from and how messages are leased.
@@ -176,6 +180,141 @@ impl Default for AgentConfig {
         AgentConfig {
             drain_timeout: Self::default_drain_timeout(),
             log_level: Self::default_log_level(),
+        }
+    }
+}
+
+/// What to do with a rebalance recommendation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RebalanceAction {
+    Ignore,
+    /// Log and report it; keep working (it fires far more often than
+    /// interruptions).
+    Log,
+    /// Stop taking new work; let running jobs finish.
+    Drain,
+}
+
+/// What to do with a scheduled maintenance event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum MaintenanceAction {
+    Log,
+    /// Stop taking new work `maintenance_lead` before the event's NotBefore.
+    Drain,
+}
+
+/// When running jobs hear about a spot interruption.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SpotSignal {
+    /// Let jobs run until `deadline - job.kill_grace`, then SIGTERM; SIGKILL
+    /// at the deadline.
+    AtDeadline,
+    /// SIGTERM at once (for jobs that checkpoint on SIGTERM).
+    Immediately,
+}
+
+/// The EC2 instance metadata service (IMDSv2): who this instance is, and
+/// notices about its end.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetadataConfig {
+    /// Off for machines outside EC2: no identity, no interruption notices.
+    #[serde(default = "MetadataConfig::default_enabled")]
+    pub enabled: bool,
+    /// Metadata service URL. Default: the SDK's (http://169.254.169.254, or
+    /// AWS_EC2_METADATA_SERVICE_ENDPOINT).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoint: Option<String>,
+    /// How often the notice paths are polled (at least 1 s; AWS advises 5 s).
+    #[serde(default = "MetadataConfig::default_poll_interval")]
+    pub poll_interval: Dur,
+    /// Safety margin before a spot interruption's time: every message is
+    /// settled by `time - spot_margin`.
+    #[serde(default = "MetadataConfig::default_spot_margin")]
+    pub spot_margin: Dur,
+    #[serde(default = "MetadataConfig::default_spot_signal_jobs")]
+    pub spot_signal_jobs: SpotSignal,
+    #[serde(default = "MetadataConfig::default_rebalance")]
+    pub rebalance: RebalanceAction,
+    #[serde(default = "MetadataConfig::default_maintenance")]
+    pub maintenance: MaintenanceAction,
+    /// With `maintenance = "drain"`: how long before NotBefore to drain.
+    #[serde(default = "MetadataConfig::default_maintenance_lead")]
+    pub maintenance_lead: Dur,
+}
+
+impl MetadataConfig {
+    fn default_enabled() -> bool {
+        true
+    }
+    fn default_poll_interval() -> Dur {
+        Dur::secs(5)
+    }
+    fn default_spot_margin() -> Dur {
+        Dur::secs(15)
+    }
+    fn default_spot_signal_jobs() -> SpotSignal {
+        SpotSignal::AtDeadline
+    }
+    fn default_rebalance() -> RebalanceAction {
+        RebalanceAction::Log
+    }
+    fn default_maintenance() -> MaintenanceAction {
+        MaintenanceAction::Log
+    }
+    fn default_maintenance_lead() -> Dur {
+        Dur::secs(600)
+    }
+}
+
+impl Default for MetadataConfig {
+    fn default() -> Self {
+        MetadataConfig {
+            enabled: Self::default_enabled(),
+            endpoint: None,
+            poll_interval: Self::default_poll_interval(),
+            spot_margin: Self::default_spot_margin(),
+            spot_signal_jobs: Self::default_spot_signal_jobs(),
+            rebalance: Self::default_rebalance(),
+            maintenance: Self::default_maintenance(),
+            maintenance_lead: Self::default_maintenance_lead(),
+        }
+    }
+}
+
+/// This instance's Auto Scaling group.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct FleetConfig {
+    /// Auto Scaling endpoint override (emulators only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoint_url: Option<String>,
+    /// Name of the group's terminate lifecycle hook (transition
+    /// autoscaling:EC2_INSTANCE_TERMINATING). When set, drainerd keeps the
+    /// hook alive while it drains and completes it with CONTINUE when done.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lifecycle_hook: Option<String>,
+    /// How often to send RecordLifecycleActionHeartbeat while draining; keep
+    /// it well below the hook's heartbeat timeout (30 s .. 2 h).
+    #[serde(default = "FleetConfig::default_lifecycle_heartbeat_interval")]
+    pub lifecycle_heartbeat_interval: Dur,
+}
+
+impl FleetConfig {
+    fn default_lifecycle_heartbeat_interval() -> Dur {
+        Dur::secs(60)
+    }
+}
+
+impl Default for FleetConfig {
+    fn default() -> Self {
+        FleetConfig {
+            endpoint_url: None,
+            lifecycle_hook: None,
+            lifecycle_heartbeat_interval: Self::default_lifecycle_heartbeat_interval(),
         }
     }
 }
@@ -356,6 +495,38 @@ impl Config {
                 "set it to at least 1 (output beyond the rate is dropped and counted)",
             ));
         }
+        let m = &self.metadata;
+        if m.poll_interval.0 < Duration::from_secs(1) {
+            return Err(bad(
+                "metadata.poll_interval",
+                format!("is {}", m.poll_interval),
+                "set it to 1s or more (AWS advises 5s; the metadata service throttles)",
+            ));
+        }
+        if let Some(ep) = &m.endpoint {
+            if !(ep.starts_with("http://") || ep.starts_with("https://")) {
+                return Err(bad(
+                    "metadata.endpoint",
+                    format!("is {ep:?}"),
+                    "set it to a URL such as http://169.254.169.254, or remove it",
+                ));
+            }
+        }
+        let f = &self.fleet;
+        if f.lifecycle_heartbeat_interval.0 < Duration::from_secs(1) {
+            return Err(bad(
+                "fleet.lifecycle_heartbeat_interval",
+                format!("is {}", f.lifecycle_heartbeat_interval),
+                "set it to at least 1s and well below the hook's heartbeat timeout",
+            ));
+        }
+        if f.lifecycle_hook.as_deref() == Some("") {
+            return Err(bad(
+                "fleet.lifecycle_hook",
+                "is empty".into(),
+                "set it to the terminate hook's name, or remove it",
+            ));
+        }
         if let Some(dir) = &j.working_dir {
             if !dir.is_dir() {
                 return Err(bad(
@@ -404,6 +575,16 @@ impl Config {
             "queue.endpoint_url",
             format!("{:?}", self.queue.endpoint_url),
             format!("{:?}", new.queue.endpoint_url),
+        );
+        cmp(
+            "metadata",
+            format!("{:?}", self.metadata),
+            format!("{:?}", new.metadata),
+        );
+        cmp(
+            "fleet",
+            format!("{:?}", self.fleet),
+            format!("{:?}", new.fleet),
         );
         cmp(
             "agent.log_level",

@@ -41,6 +41,8 @@ pub const JOB_ENV_PREFIX: &str = "DRAINERD_JOB_ENV_";
 enum Kind {
     Str,
     Int,
+    /// `true`/`false` (also 1/0, yes/no).
+    Bool,
     /// A duration string or seconds, kept as a string for the parser.
     Dur,
     /// A JSON array of strings, or words separated by whitespace.
@@ -113,6 +115,72 @@ const FIELDS: &[(&str, &str, &str, Kind)] = &[
         Kind::Dur,
     ),
     ("DRAINERD_AGENT_LOG_LEVEL", "agent", "log_level", Kind::Str),
+    (
+        "DRAINERD_METADATA_ENABLED",
+        "metadata",
+        "enabled",
+        Kind::Bool,
+    ),
+    (
+        "DRAINERD_METADATA_ENDPOINT",
+        "metadata",
+        "endpoint",
+        Kind::Str,
+    ),
+    (
+        "DRAINERD_METADATA_POLL_INTERVAL",
+        "metadata",
+        "poll_interval",
+        Kind::Dur,
+    ),
+    (
+        "DRAINERD_METADATA_SPOT_MARGIN",
+        "metadata",
+        "spot_margin",
+        Kind::Dur,
+    ),
+    (
+        "DRAINERD_METADATA_SPOT_SIGNAL_JOBS",
+        "metadata",
+        "spot_signal_jobs",
+        Kind::Str,
+    ),
+    (
+        "DRAINERD_METADATA_REBALANCE",
+        "metadata",
+        "rebalance",
+        Kind::Str,
+    ),
+    (
+        "DRAINERD_METADATA_MAINTENANCE",
+        "metadata",
+        "maintenance",
+        Kind::Str,
+    ),
+    (
+        "DRAINERD_METADATA_MAINTENANCE_LEAD",
+        "metadata",
+        "maintenance_lead",
+        Kind::Dur,
+    ),
+    (
+        "DRAINERD_FLEET_ENDPOINT_URL",
+        "fleet",
+        "endpoint_url",
+        Kind::Str,
+    ),
+    (
+        "DRAINERD_FLEET_LIFECYCLE_HOOK",
+        "fleet",
+        "lifecycle_hook",
+        Kind::Str,
+    ),
+    (
+        "DRAINERD_FLEET_LIFECYCLE_HEARTBEAT_INTERVAL",
+        "fleet",
+        "lifecycle_heartbeat_interval",
+        Kind::Dur,
+    ),
 ];
 
 /// Variables that are read elsewhere (CLI flags), not config fields.
@@ -167,6 +235,11 @@ pub fn apply_overrides(table: &mut toml::Table, env: &dyn EnvSource) -> Result<(
                 .map_err(|_| {
                     format!("{name}={raw:?} is not a whole number; set a number such as 4")
                 })?,
+            Kind::Bool => match raw.trim().to_ascii_lowercase().as_str() {
+                "true" | "1" | "yes" | "on" => toml::Value::Boolean(true),
+                "false" | "0" | "no" | "off" => toml::Value::Boolean(false),
+                _ => return Err(format!("{name}={raw:?} is not true or false")),
+            },
             Kind::Argv => toml::Value::Array(
                 parse_argv(&raw)
                     .map_err(|e| format!("{name}: {e}"))?

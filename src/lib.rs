@@ -10,12 +10,16 @@
 #![forbid(unsafe_code)]
 
 pub mod agent;
+pub mod aws;
 pub mod config;
 pub mod duration;
 pub mod env;
+pub mod fleet;
 pub mod heartbeat;
 pub mod job;
 pub mod logging;
+pub mod metadata;
+pub mod notice;
 pub mod notify;
 pub mod output;
 pub mod policy;
@@ -24,6 +28,7 @@ pub mod runner;
 pub mod settle;
 pub mod signals;
 pub mod slots;
+pub mod startup;
 pub mod stats;
 
 /// Exit codes (sysexits.h), as documented in the README.

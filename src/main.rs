@@ -4,17 +4,13 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
-use drainerd::agent::{self, AgentError, Control, Deps};
+use drainerd::agent::{self, AgentError, Control};
 use drainerd::config::Config;
 use drainerd::env::ProcessEnv;
 use drainerd::exit;
 use drainerd::logging::{self, LogFormat};
-use drainerd::notify::Notifier;
-use drainerd::queue::Queue;
-use drainerd::stats::Stats;
 
 const EXAMPLES: &str = "\
 Examples:
@@ -100,29 +96,27 @@ fn run(path: PathBuf, log_format: LogFormat) -> ExitCode {
         }
     };
     let result = rt.block_on(async move {
-        let stats = Arc::new(Stats::default());
-        let queue = Arc::new(Queue::connect(&config.queue, config.region(), stats.clone()).await);
-        let (tx, rx) = tokio::sync::mpsc::channel::<Control>(8);
-        if let Err(e) = drainerd::signals::forward(tx) {
+        let (tx, rx) = tokio::sync::mpsc::channel::<Control>(16);
+        if let Err(e) = drainerd::signals::forward(tx.clone()) {
             tracing::error!(error = %e, "cannot install signal handlers");
-            return Err(None);
+            return Err(AgentError::Internal(format!("signal handlers: {e}")));
         }
-        let reload_path = path.clone();
-        let deps = Deps {
-            queue,
-            stats,
-            notifier: Notifier::from_env(),
-            reload: Box::new(move || Config::load(&reload_path, &ProcessEnv)),
-        };
-        agent::run(config, deps, rx).await.map_err(Some)
+        let stop_watch = tokio_util::sync::CancellationToken::new();
+        let deps = drainerd::startup::deps(&config, path, tx, stop_watch.clone()).await;
+        let r = agent::run(config, deps, rx).await;
+        stop_watch.cancel();
+        r
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,
-        Err(Some(e @ (AgentError::QueueMissing { .. } | AgentError::QueueUnreachable { .. }))) => {
+        Err(e @ (AgentError::QueueMissing { .. } | AgentError::QueueUnreachable { .. })) => {
             tracing::error!(error = %e, "cannot start");
             eprintln!("drainerd: {e}");
             ExitCode::from(exit::UNAVAILABLE as u8)
         }
-        Err(None) => ExitCode::from(exit::SOFTWARE as u8),
+        Err(e @ AgentError::Internal(_)) => {
+            tracing::error!(error = %e, "stopped on an internal error");
+            ExitCode::from(exit::SOFTWARE as u8)
+        }
     }
 }

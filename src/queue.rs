@@ -74,21 +74,13 @@ pub struct Queue {
 impl Queue {
     /// Builds the SQS client from the queue settings and the SDK's usual
     /// credential chain (instance profile on EC2). Makes no request.
-    pub async fn connect(cfg: &QueueConfig, region: Option<String>, stats: Arc<Stats>) -> Queue {
-        let http = aws_smithy_http_client::Builder::new()
-            .tls_provider(aws_smithy_http_client::tls::Provider::Rustls(
-                aws_smithy_http_client::tls::rustls_provider::CryptoMode::Ring,
-            ))
-            .build_https();
-        let mut loader =
-            aws_config::defaults(aws_config::BehaviorVersion::latest()).http_client(http);
-        if let Some(r) = region {
-            loader = loader.region(aws_config::Region::new(r));
-        }
-        if let Some(ep) = &cfg.endpoint_url {
-            loader = loader.endpoint_url(ep);
-        }
-        let sdk = loader.load().await;
+    pub async fn connect(
+        cfg: &QueueConfig,
+        region: Option<String>,
+        http: aws_smithy_runtime_api::client::http::SharedHttpClient,
+        stats: Arc<Stats>,
+    ) -> Queue {
+        let sdk = crate::aws::sdk_config(http, region, cfg.endpoint_url.as_deref()).await;
         Queue {
             client: aws_sdk_sqs::Client::new(&sdk),
             url: cfg.url.clone(),

@@ -57,7 +57,12 @@ pub async fn run(queue: Arc<Queue>, mut rx: mpsc::UnboundedReceiver<Request>, st
             while let Ok(r) = rx.try_recv() {
                 push(r, &mut deletes, &mut releases);
             }
-            if deletes.len() >= BATCH || releases.len() >= BATCH {
+            // Hand-backs at visibility 0 (shutdown, interruption) are urgent:
+            // another worker should have them now.
+            let urgent = releases
+                .iter()
+                .any(|r| r.action == Action::Release(Duration::ZERO));
+            if deletes.len() >= BATCH || releases.len() >= BATCH || urgent {
                 break;
             }
             match timeout(LINGER, rx.recv()).await {

@@ -86,6 +86,13 @@ pub struct Stats {
     pub output_lines_logged: AtomicU64,
     pub output_lines_dropped: AtomicU64,
     pub running: AtomicU64,
+    pub metadata_ok: AtomicU64,
+    pub asg_ok: AtomicU64,
+    pub asg_err: AtomicU64,
+    pub metadata_err: AtomicU64,
+    pub notices_seen: AtomicU64,
+    /// The notice the agent is acting on, for the status line.
+    pub notice: Mutex<Option<String>>,
     pub slots: AtomicU64,
     idle_since: Mutex<Option<SystemTime>>,
 }
@@ -127,6 +134,16 @@ impl Stats {
             .collect::<Vec<_>>()
             .join(" ")
     }
+    pub fn metadata_request(&self, ok: bool) {
+        if ok {
+            self.metadata_ok.fetch_add(1, Relaxed);
+        } else {
+            self.metadata_err.fetch_add(1, Relaxed);
+        }
+    }
+    pub fn set_notice(&self, notice: String) {
+        *self.notice.lock().expect("stats lock") = Some(notice);
+    }
     pub fn job_done(&self, outcome: JobOutcome) {
         self.jobs[outcome as usize].fetch_add(1, Relaxed);
     }
@@ -163,6 +180,10 @@ impl Stats {
                 + self.jobs(JobOutcome::Rejected),
             self.jobs(JobOutcome::HandedBack),
         );
+        if let Some(n) = self.notice.lock().expect("stats lock").as_deref() {
+            s.push_str(" · ");
+            s.push_str(n);
+        }
         if let Some(t) = self.idle_since() {
             let idle = SystemTime::now().duration_since(t).unwrap_or_default();
             s.push_str(&format!(" · idle {}s", idle.as_secs()));

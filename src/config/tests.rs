@@ -124,6 +124,9 @@ fn every_env_variable_maps_to_a_real_field() {
             &[
                 ("DRAINERD_QUEUE_REGION", "r"),
                 ("DRAINERD_QUEUE_ENDPOINT_URL", "http://e"),
+                ("DRAINERD_METADATA_ENDPOINT", "http://m"),
+                ("DRAINERD_FLEET_ENDPOINT_URL", "http://f"),
+                ("DRAINERD_FLEET_LIFECYCLE_HOOK", "h"),
             ],
         )
         .unwrap(),

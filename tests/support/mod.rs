@@ -271,6 +271,8 @@ pub fn drainerd_cmd() -> Command {
     c.env("AWS_ACCESS_KEY_ID", "test")
         .env("AWS_SECRET_ACCESS_KEY", "test")
         .env("AWS_EC2_METADATA_DISABLED", "true")
+        // Tests that need instance metadata turn it on with the simulator.
+        .env("DRAINERD_METADATA_ENABLED", "false")
         .env_remove("NOTIFY_SOCKET")
         .env_remove("JOURNAL_STREAM")
         .env_remove("WATCHDOG_USEC")

@@ -1,0 +1,30 @@
+//! Shared AWS SDK set-up: one HTTP client (rustls with ring: one TLS stack)
+//! and the usual credential/region chain, for SQS, Auto Scaling and IMDS.
+
+use aws_smithy_runtime_api::client::http::SharedHttpClient;
+
+/// The HTTPS client every AWS call goes through.
+pub fn https_client() -> SharedHttpClient {
+    aws_smithy_http_client::Builder::new()
+        .tls_provider(aws_smithy_http_client::tls::Provider::Rustls(
+            aws_smithy_http_client::tls::rustls_provider::CryptoMode::Ring,
+        ))
+        .build_https()
+}
+
+/// SDK configuration for one service: `region` if known (else the SDK's
+/// chain: AWS_REGION, profile, instance metadata), `endpoint` for emulators.
+pub async fn sdk_config(
+    http: SharedHttpClient,
+    region: Option<String>,
+    endpoint: Option<&str>,
+) -> aws_config::SdkConfig {
+    let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest()).http_client(http);
+    if let Some(r) = region {
+        loader = loader.region(aws_config::Region::new(r));
+    }
+    if let Some(ep) = endpoint {
+        loader = loader.endpoint_url(ep);
+    }
+    loader.load().await
+}

@@ -1,0 +1,120 @@
+//! The Auto Scaling edge: which group this instance is in, and the
+//! terminate lifecycle hook (heartbeats while draining, CONTINUE when done).
+//!
+//! Calls only; the decisions are the agent's. Every call is counted and a
+//! failure is returned to the caller, never retried here forever.
+
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+
+use aws_sdk_autoscaling::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+
+use crate::stats::Stats;
+
+/// This instance as a member of its group.
+pub struct Fleet {
+    client: aws_sdk_autoscaling::Client,
+    pub instance_id: String,
+    /// `None` when the instance is in no Auto Scaling group.
+    pub group: Option<String>,
+    stats: Arc<Stats>,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("{api} for {instance_id}: {detail}")]
+pub struct FleetError {
+    pub api: &'static str,
+    pub instance_id: String,
+    pub code: Option<String>,
+    pub detail: String,
+}
+
+impl Fleet {
+    /// Finds the group of `instance_id` (DescribeAutoScalingInstances).
+    ///
+    /// # Errors
+    /// The lookup failed (the instance may still be in a group).
+    pub async fn connect(
+        sdk: &aws_config::SdkConfig,
+        instance_id: String,
+        stats: Arc<Stats>,
+    ) -> Result<Fleet, FleetError> {
+        let mut fleet = Fleet {
+            client: aws_sdk_autoscaling::Client::new(sdk),
+            instance_id,
+            group: None,
+            stats,
+        };
+        let r = fleet
+            .client
+            .describe_auto_scaling_instances()
+            .instance_ids(&fleet.instance_id)
+            .send()
+            .await;
+        let out = fleet.check("DescribeAutoScalingInstances", r)?;
+        fleet.group = out
+            .auto_scaling_instances()
+            .first()
+            .and_then(|i| i.auto_scaling_group_name())
+            .map(str::to_string);
+        Ok(fleet)
+    }
+
+    fn check<T, E>(&self, api: &'static str, r: Result<T, SdkError<E>>) -> Result<T, FleetError>
+    where
+        E: ProvideErrorMetadata + std::error::Error + 'static,
+    {
+        match r {
+            Ok(v) => {
+                self.stats.asg_ok.fetch_add(1, Relaxed);
+                Ok(v)
+            }
+            Err(e) => {
+                self.stats.asg_err.fetch_add(1, Relaxed);
+                Err(FleetError {
+                    api,
+                    instance_id: self.instance_id.clone(),
+                    code: e.code().map(str::to_string),
+                    detail: DisplayErrorContext(&e).to_string(),
+                })
+            }
+        }
+    }
+
+    fn group(&self) -> &str {
+        self.group.as_deref().unwrap_or_default()
+    }
+
+    /// RecordLifecycleActionHeartbeat: restarts the hook's timeout.
+    ///
+    /// # Errors
+    /// The call failed.
+    pub async fn lifecycle_heartbeat(&self, hook: &str) -> Result<(), FleetError> {
+        let r = self
+            .client
+            .record_lifecycle_action_heartbeat()
+            .auto_scaling_group_name(self.group())
+            .lifecycle_hook_name(hook)
+            .instance_id(&self.instance_id)
+            .send()
+            .await;
+        self.check("RecordLifecycleActionHeartbeat", r).map(|_| ())
+    }
+
+    /// CompleteLifecycleAction with CONTINUE: the group may terminate us.
+    ///
+    /// # Errors
+    /// The call failed.
+    pub async fn complete_lifecycle(&self, hook: &str) -> Result<(), FleetError> {
+        let r = self
+            .client
+            .complete_lifecycle_action()
+            .auto_scaling_group_name(self.group())
+            .lifecycle_hook_name(hook)
+            .instance_id(&self.instance_id)
+            .lifecycle_action_result("CONTINUE")
+            .send()
+            .await;
+        self.check("CompleteLifecycleAction", r).map(|_| ())
+    }
+}

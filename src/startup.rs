@@ -1,0 +1,107 @@
+//! Start-up wiring: the SDK clients, who this instance is, its group, and
+//! the metadata watcher. Everything here is best effort except the queue
+//! (checked by the agent): a metadata service or Auto Scaling API that does
+//! not answer is logged and the agent drains anyway.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::agent::{Control, Deps};
+use crate::config::{Config, MaintenanceAction};
+use crate::env::ProcessEnv;
+use crate::fleet::Fleet;
+use crate::metadata::{self, Identity, Metadata};
+use crate::notify::Notifier;
+use crate::queue::Queue;
+use crate::stats::Stats;
+
+/// How long start-up waits for the metadata service before going on
+/// without an identity (off EC2, or IMDS disabled on the instance).
+const IDENTITY_PATIENCE: Duration = Duration::from_secs(10);
+
+/// Builds the agent's dependencies and starts the metadata watcher, which
+/// sends its events on `tx` until `stop`.
+pub async fn deps(
+    config: &Config,
+    config_path: std::path::PathBuf,
+    tx: mpsc::Sender<Control>,
+    stop: CancellationToken,
+) -> Deps {
+    let http = crate::aws::https_client();
+    let stats = Arc::new(Stats::default());
+
+    let mut identity: Option<Identity> = None;
+    if config.metadata.enabled {
+        match Metadata::new(&config.metadata, http.clone(), stats.clone()) {
+            Ok(md) => {
+                let md = Arc::new(md);
+                match tokio::time::timeout(IDENTITY_PATIENCE, md.identity()).await {
+                    Ok(Ok(id)) => {
+                        tracing::info!(instance_id = %id.instance_id, region = %id.region, instance_type = %id.instance_type,
+                            launch_time = ?id.launch_time.map(humantime::format_rfc3339_seconds), "instance identity from metadata");
+                        identity = Some(id);
+                    }
+                    Ok(Err(e)) => {
+                        tracing::warn!(error = %e, "instance identity unavailable; notices are still watched")
+                    }
+                    Err(_) => tracing::warn!(
+                        "instance metadata did not answer within 10s; notices are still watched"
+                    ),
+                }
+                let lead = (config.metadata.maintenance == MaintenanceAction::Drain)
+                    .then_some(config.metadata.maintenance_lead.0);
+                tokio::spawn(metadata::watch(
+                    md,
+                    config.metadata.poll_interval.0,
+                    lead,
+                    tx,
+                    stats.clone(),
+                    stop,
+                ));
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "instance metadata client could not be built; notices will not be seen")
+            }
+        }
+    } else {
+        tracing::warn!("instance metadata is DISABLED (metadata.enabled = false): spot interruptions, rebalance recommendations and lifecycle changes will NOT be seen; use this only outside EC2");
+    }
+
+    let region = config
+        .region()
+        .or_else(|| identity.as_ref().map(|i| i.region.clone()));
+    let queue =
+        Arc::new(Queue::connect(&config.queue, region.clone(), http.clone(), stats.clone()).await);
+
+    let mut fleet = None;
+    if let Some(id) = &identity {
+        let sdk = crate::aws::sdk_config(http, region, config.fleet.endpoint_url.as_deref()).await;
+        match Fleet::connect(&sdk, id.instance_id.clone(), stats.clone()).await {
+            Ok(f) => {
+                match &f.group {
+                    Some(g) => {
+                        tracing::info!(group = %g, instance_id = %f.instance_id, "member of Auto Scaling group")
+                    }
+                    None => {
+                        tracing::info!(instance_id = %f.instance_id, "not in an Auto Scaling group")
+                    }
+                }
+                fleet = Some(Arc::new(f));
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "could not look up this instance's Auto Scaling group; lifecycle hooks will not be answered")
+            }
+        }
+    }
+
+    Deps {
+        queue,
+        stats,
+        notifier: Notifier::from_env(),
+        fleet,
+        reload: Box::new(move || Config::load(&config_path, &ProcessEnv)),
+    }
+}
