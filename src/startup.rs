@@ -41,7 +41,7 @@ pub async fn deps(
                 match tokio::time::timeout(IDENTITY_PATIENCE, md.identity()).await {
                     Ok(Ok(id)) => {
                         tracing::info!(instance_id = %id.instance_id, region = %id.region, instance_type = %id.instance_type,
-                            launch_time = ?id.launch_time.map(humantime::format_rfc3339_seconds), "instance identity from metadata");
+                            launch_time = %id.launch_time.map(|t| humantime::format_rfc3339_seconds(t).to_string()).unwrap_or_default(), "instance identity from metadata");
                         identity = Some(id);
                     }
                     Ok(Err(e)) => {

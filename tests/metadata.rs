@@ -1,0 +1,269 @@
+//! Instance metadata notices, with the metadata simulator as the peer:
+//! spot interruptions hand work back before the instance dies, rebalance
+//! follows its setting, and a misbehaving metadata service is survived.
+
+mod support;
+
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use support::*;
+
+fn now_ns() -> u128 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_nanos()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spot_interruption_settles_every_message_before_the_deadline() {
+    let moto = Moto::start();
+    let sqs = moto.sqs();
+    let (url, _) = create_queue(&sqs, "spot", None).await;
+    let sim = ImdsSim::start("i-0spot");
+    let wd = Workdir::new();
+    let out = wd.path("events.log");
+    // Short jobs take 3 s; the long one records the SIGTERM it gets.
+    let job = wd.script(
+        "job.sh",
+        "body=$(cat)\ntrap 'echo \"term $body $(date +%s%N)\" >> \"$OUT\"; exit 143' TERM\nif [ \"$body\" = long ]; then sleep 300 & wait; else sleep 3; fi\necho \"done $body $(date +%s%N)\" >> \"$OUT\"",
+    );
+    let cfg = wd.config(
+        &moto.endpoint,
+        &url,
+        &[job.to_str().unwrap()],
+        "concurrency = 3\n[metadata]\nspot_margin = \"5s\"",
+    );
+    send(&sqs, &url, "short-1").await;
+    send(&sqs, &url, "short-2").await;
+    let long_id = send(&sqs, &url, "long").await;
+    let mut env = sim.env();
+    env.push(("OUT", out.to_str().unwrap().into()));
+    env.push(("DRAINERD_FLEET_ENDPOINT_URL", moto.endpoint.clone()));
+    env.push(("DRAINERD_JOB_KILL_GRACE", "2s".into()));
+    let mut agent = start_agent(&cfg, &env);
+    let running = eventually(Duration::from_secs(15), || async {
+        (depth(&sqs, &url).await == (0, 3)).then_some(())
+    })
+    .await;
+    assert!(running.is_some(), "log:\n{}", agent.logs());
+
+    // Interruption 20 s from now: deadline = time - 5 s margin.
+    let scheduled = Instant::now();
+    let notice = sim.call("POST", "/spot", r#"{"action":"terminate","in":"20s"}"#);
+    let notice_time = humantime::parse_rfc3339(notice["spot"]["time"].as_str().unwrap()).unwrap();
+    let notice_ns = notice_time.duration_since(UNIX_EPOCH).unwrap().as_nanos();
+    let deadline_ns = notice_ns - 5_000_000_000;
+
+    assert!(
+        agent
+            .wait_log("draining: stopped receiving", Duration::from_secs(3))
+            .await,
+        "log:\n{}",
+        agent.logs()
+    );
+    assert!(
+        scheduled.elapsed() <= Duration::from_millis(2500),
+        "reaction took {:?} (poll 1 s + 1 s)",
+        scheduled.elapsed()
+    );
+    send(&sqs, &url, "late").await;
+
+    // Another consumer gets the long job's message before the notice time.
+    let seen = std::sync::Mutex::new(Vec::new());
+    let back = eventually(Duration::from_secs(25), || async {
+        let m = receive_one(&sqs, &url, 1).await?;
+        let hit = (m.0 == long_id).then_some(());
+        seen.lock().unwrap().push(m);
+        hit
+    })
+    .await;
+    let got_at = now_ns();
+    assert!(
+        back.is_some(),
+        "long job's message never came back; log:\n{}",
+        agent.logs()
+    );
+    assert!(
+        got_at < notice_ns,
+        "handed back {} ms after the notice time",
+        (got_at - notice_ns) / 1_000_000
+    );
+
+    let events = read_lines(&out);
+    let find = |prefix: &str| {
+        events
+            .iter()
+            .find(|l| l.starts_with(prefix))
+            .map(|l| l.rsplit(' ').next().unwrap().parse::<u128>().unwrap())
+    };
+    assert!(
+        find("done short-1").is_some() && find("done short-2").is_some(),
+        "short jobs finish: {events:?}"
+    );
+    let term = find("term long").expect("the long job got SIGTERM");
+    assert!(
+        term < deadline_ns,
+        "SIGTERM {} ms before the deadline",
+        (deadline_ns - term) / 1_000_000
+    );
+    assert!(find("done long").is_none());
+    assert!(
+        !events.iter().any(|l| l.contains("late")),
+        "nothing starts after the notice"
+    );
+    // The short jobs' messages are deleted; "late" is still there for others.
+    let late_seen = seen.lock().unwrap().iter().any(|m| m.1 == "late");
+    assert!(
+        late_seen
+            || receive_one(&sqs, &url, 2)
+                .await
+                .is_some_and(|m| m.1 == "late")
+    );
+    assert_eq!(depth(&sqs, &url).await.0, 0);
+    assert!(agent.logs().contains("spot interruption notice"));
+    // The agent stays up, drained, until it is stopped.
+    assert!(agent.child.try_wait().unwrap().is_none());
+    agent.signal(nix::sys::signal::Signal::SIGTERM);
+    assert_eq!(agent.wait_exit(Duration::from_secs(10)), Some(0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rebalance_recommendation_follows_its_setting() {
+    let moto = Moto::start();
+    let sqs = moto.sqs();
+    for action in ["ignore", "log", "drain"] {
+        let (url, _) = create_queue(&sqs, &format!("rebalance-{action}"), None).await;
+        let sim = ImdsSim::start("i-0rebalance");
+        let wd = Workdir::new();
+        let out = wd.path("ran");
+        let job = wd.script("job.sh", "cat >> \"$OUT\"; echo >> \"$OUT\"");
+        let cfg = wd.config(
+            &moto.endpoint,
+            &url,
+            &[job.to_str().unwrap()],
+            &format!("[metadata]\nrebalance = \"{action}\""),
+        );
+        let mut env = sim.env();
+        env.push(("OUT", out.to_str().unwrap().into()));
+        env.push(("DRAINERD_FLEET_ENDPOINT_URL", moto.endpoint.clone()));
+        let agent = start_agent(&cfg, &env);
+        assert!(
+            agent
+                .wait_log("drainerd ready", Duration::from_secs(15))
+                .await,
+            "log:\n{}",
+            agent.logs()
+        );
+        sim.call("POST", "/rebalance", "");
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        send(&sqs, &url, "after").await;
+        let ran = eventually(Duration::from_secs(6), || async {
+            read_lines(&out).iter().any(|l| l == "after").then_some(())
+        })
+        .await;
+        let logs = agent.logs();
+        match action {
+            "drain" => {
+                assert!(ran.is_none(), "drain: no new work after the recommendation");
+                assert!(logs.contains("draining: stopped receiving"), "{logs}");
+            }
+            _ => {
+                assert!(ran.is_some(), "{action}: work goes on; log:\n{logs}");
+                assert!(!logs.contains("draining:"), "{logs}");
+                assert_eq!(
+                    logs.contains("rebalance recommendation"),
+                    action == "log",
+                    "{action}: {logs}"
+                );
+            }
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_misbehaving_metadata_service_is_survived() {
+    let moto = Moto::start();
+    let sqs = moto.sqs();
+    let (url, _) = create_queue(&sqs, "faults", None).await;
+    let sim = ImdsSim::start("i-0faults");
+    let wd = Workdir::new();
+    let out = wd.path("ran");
+    let job = wd.script("job.sh", "cat >> \"$OUT\"; echo >> \"$OUT\"");
+    let cfg = wd.config(&moto.endpoint, &url, &[job.to_str().unwrap()], "");
+    let mut env = sim.env();
+    env.push(("OUT", out.to_str().unwrap().into()));
+    env.push(("DRAINERD_FLEET_ENDPOINT_URL", moto.endpoint.clone()));
+    let agent = start_agent(&cfg, &env);
+    assert!(
+        agent
+            .wait_log("drainerd ready", Duration::from_secs(15))
+            .await,
+        "log:\n{}",
+        agent.logs()
+    );
+
+    let faults = [
+        r#"{"latency_ms": 2500}"#,
+        r#"{"status": 500}"#,
+        r#"{"status": 503}"#,
+        r#"{"unauthorized": true}"#,
+        r#"{"garbage": true, "path_prefix": "/latest/meta-data/spot"}"#,
+        r#"{"reset": true}"#,
+    ];
+    let mut n = 0;
+    for f in faults {
+        sim.call("POST", "/faults", f);
+        for _ in 0..2 {
+            n += 1;
+            let body = format!("during-{n}");
+            send(&sqs, &url, &body).await;
+            let ran = eventually(Duration::from_secs(15), || async {
+                read_lines(&out).contains(&body).then_some(())
+            })
+            .await;
+            assert!(
+                ran.is_some(),
+                "job {body} under fault {f} did not run; log:\n{}",
+                agent.logs()
+            );
+        }
+        sim.call("DELETE", "/faults", "");
+    }
+    // Gone for 60 s: connections refused.
+    sim.call("POST", "/down", r#"{"for":"60s"}"#);
+    let gone = Instant::now();
+    while gone.elapsed() < Duration::from_secs(60) {
+        n += 1;
+        let body = format!("gone-{n}");
+        send(&sqs, &url, &body).await;
+        let ran = eventually(Duration::from_secs(15), || async {
+            read_lines(&out).contains(&body).then_some(())
+        })
+        .await;
+        assert!(
+            ran.is_some(),
+            "job {body} while metadata was gone did not run; log:\n{}",
+            agent.logs()
+        );
+        tokio::time::sleep(Duration::from_secs(5)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let logs = agent.logs();
+    let complaints = logs.matches("instance metadata did not answer").count()
+        + logs.matches("answered something unexpected").count();
+    // Four paths, about 100 s of trouble, one line per path per minute at most.
+    assert!(complaints >= 2, "problems are logged: {logs}");
+    assert!(complaints <= 24, "{complaints} complaint lines: flooding");
+
+    // And a notice that appears afterwards is still acted on.
+    sim.call("POST", "/spot", r#"{"action":"terminate","in":"60s"}"#);
+    assert!(
+        agent
+            .wait_log("spot interruption notice", Duration::from_secs(10))
+            .await,
+        "log:\n{}",
+        agent.logs()
+    );
+    assert!(agent.logs().contains("draining: stopped receiving"));
+}
