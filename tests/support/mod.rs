@@ -8,6 +8,8 @@
 //! - Job scripts that record what each job saw.
 #![allow(dead_code)]
 
+pub mod lifecycle;
+
 use std::io::{BufRead, Read};
 use std::net::TcpListener as StdListener;
 use std::path::{Path, PathBuf};
@@ -530,4 +532,56 @@ impl Drop for ImdsSim {
 pub fn start_agent(config: &Path, envs: &[(&str, String)]) -> Agent {
     let refs: Vec<(&str, &str)> = envs.iter().map(|(k, v)| (*k, v.as_str())).collect();
     Agent::start(config, &refs)
+}
+
+pub fn asg_client(endpoint: &str) -> aws_sdk_autoscaling::Client {
+    let conf = aws_sdk_autoscaling::Config::builder()
+        .behavior_version(aws_sdk_autoscaling::config::BehaviorVersion::latest())
+        .region(aws_sdk_autoscaling::config::Region::new("us-east-1"))
+        .endpoint_url(endpoint)
+        .credentials_provider(aws_sdk_autoscaling::config::Credentials::new(
+            "test", "test", None, None, "tests",
+        ))
+        .http_client(
+            aws_smithy_http_client::Builder::new()
+                .tls_provider(aws_smithy_http_client::tls::Provider::Rustls(
+                    aws_smithy_http_client::tls::rustls_provider::CryptoMode::Ring,
+                ))
+                .build_https(),
+        )
+        .build();
+    aws_sdk_autoscaling::Client::from_conf(conf)
+}
+
+/// A group of `size` instances (min 1, max 5) from a launch configuration;
+/// returns its instance ids.
+pub async fn create_group(asg: &aws_sdk_autoscaling::Client, name: &str, size: i32) -> Vec<String> {
+    asg.create_launch_configuration()
+        .launch_configuration_name(format!("{name}-lc"))
+        .image_id("ami-12c6146b")
+        .instance_type("t3.micro")
+        .send()
+        .await
+        .unwrap();
+    asg.create_auto_scaling_group()
+        .auto_scaling_group_name(name)
+        .launch_configuration_name(format!("{name}-lc"))
+        .min_size(1)
+        .max_size(5)
+        .desired_capacity(size)
+        .availability_zones("us-east-1a")
+        .send()
+        .await
+        .unwrap();
+    let out = asg
+        .describe_auto_scaling_groups()
+        .auto_scaling_group_names(name)
+        .send()
+        .await
+        .unwrap();
+    out.auto_scaling_groups()[0]
+        .instances()
+        .iter()
+        .map(|i| i.instance_id().unwrap().to_string())
+        .collect()
 }
