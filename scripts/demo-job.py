@@ -10,12 +10,25 @@ import json
 import os
 import sys
 
+import signal
+import time
+
 body = sys.stdin.read()
 try:
-    n = int(json.loads(body)["below"])
+    job = json.loads(body)
+    n = int(job["below"])
 except (ValueError, KeyError, TypeError) as e:
     print(f"cannot read {body!r}: {e}", file=sys.stderr)
     sys.exit(2)
+
+# A slow job (it sleeps first) shows what happens on an interruption:
+# drainerd sends SIGTERM, then hands the message back for another instance.
+def stopped(signum, frame):
+    print(f"got SIGTERM while working on primes below {n}; exiting, drainerd hands the message back")
+    sys.exit(143)
+
+signal.signal(signal.SIGTERM, stopped)
+time.sleep(float(job.get("sleep", 0)))
 
 sieve = bytearray([1]) * max(n, 2)
 sieve[0:2] = b"\x00\x00"

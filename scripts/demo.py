@@ -1,9 +1,14 @@
-"""Runs the drainerd demo: moto, a queue + DLQ, jobs, drainerd, progress.
+"""Runs the drainerd demo: moto, a queue + DLQ, jobs, two instances.
 
-Started by scripts/demo (which installs moto and builds drainerd). Prints a
-progress line per second and a summary; leaves nothing running.
+Instance A (drainerd + its own metadata simulator) starts draining a few
+hundred prime-counting jobs. A few seconds in, the demo gives A a spot
+interruption notice with the simulator's one command (printed, so you can
+do it by hand). A stops receiving, lets short jobs finish, stops the slow
+ones and hands their messages back; instance B takes over and finishes the
+queue. Started by scripts/demo; leaves nothing running.
 """
 import argparse
+import json
 import os
 import random
 import signal
@@ -17,6 +22,7 @@ import boto3
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 VENV = os.path.join(ROOT, ".venv", "bin")
+TARGET = os.path.join(ROOT, "target", "debug")
 
 
 def free_port():
@@ -25,17 +31,17 @@ def free_port():
         return s.getsockname()[1]
 
 
-def wait_port(port, proc, limit=20):
+def wait_port(port, proc, what, limit=20):
     start = time.time()
     while time.time() - start < limit:
         if proc.poll() is not None:
-            sys.exit("moto_server exited early")
+            sys.exit(f"{what} exited early")
         try:
             socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
             return
         except OSError:
             time.sleep(0.05)
-    sys.exit("moto_server did not start")
+    sys.exit(f"{what} did not start")
 
 
 def depth(sqs, url):
@@ -43,47 +49,20 @@ def depth(sqs, url):
     return int(a["ApproximateNumberOfMessages"]), int(a["ApproximateNumberOfMessagesNotVisible"])
 
 
-def main():
-    ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--jobs", type=int, default=300, help="prime jobs to enqueue")
-    ap.add_argument("--concurrency", type=int, default=4, help="drainerd job slots")
-    args = ap.parse_args()
+class Instance:
+    """One simulated worker instance: a metadata simulator and drainerd."""
 
-    work = tempfile.mkdtemp(prefix="drainerd-demo-")
-    port = free_port()
-    endpoint = f"http://127.0.0.1:{port}"
-    print(f"==> starting the AWS emulator (moto) on {endpoint}")
-    moto = subprocess.Popen(
-        [os.path.join(VENV, "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    agent = None
-    try:
-        wait_port(port, moto)
-        sqs = boto3.client(
-            "sqs", endpoint_url=endpoint, region_name="us-east-1",
-            aws_access_key_id="test", aws_secret_access_key="test",
-        )
-        dlq = sqs.create_queue(QueueName="demo-jobs-dlq")["QueueUrl"]
-        dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-        url = sqs.create_queue(
-            QueueName="demo-jobs",
-            Attributes={"RedrivePolicy": f'{{"deadLetterTargetArn":"{dlq_arn}","maxReceiveCount":"3"}}'},
-        )["QueueUrl"]
-        print(f"==> queue {url} (dead-letter queue after 3 receives)")
-
-        rnd = random.Random(7)
-        bodies = ['{"below": %d}' % rnd.randint(10_000, 400_000) for _ in range(args.jobs)]
-        bodies[17] = "not a number"  # a poison message: fails, retried, dead-lettered
-        for i in range(0, len(bodies), 10):
-            sqs.send_message_batch(
-                QueueUrl=url,
-                Entries=[{"Id": str(j), "MessageBody": b} for j, b in enumerate(bodies[i : i + 10])],
-            )
-        print(f"==> enqueued {len(bodies)} jobs (one poison message among them)")
-
-        config = os.path.join(work, "drainerd.toml")
+    def __init__(self, name, work, url, endpoint, concurrency, procs):
+        self.name = name
+        self.metadata_port, self.control_port = free_port(), free_port()
+        sim = subprocess.Popen(
+            [os.path.join(TARGET, "imds-sim"), "serve",
+             "--listen", f"127.0.0.1:{self.metadata_port}", "--control", f"127.0.0.1:{self.control_port}",
+             "--instance-id", f"i-0demo{name.lower()}000000000", "--launched-ago", "3m"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        procs.append(sim)
+        wait_port(self.control_port, sim, "imds-sim")
+        config = os.path.join(work, f"drainerd-{name}.toml")
         with open(config, "w") as f:
             f.write(f"""[queue]
 url = "{url}"
@@ -95,63 +74,129 @@ heartbeat_interval = "10s"
 
 [job]
 command = ["{os.path.join(VENV, 'python')}", "{os.path.join(ROOT, 'scripts', 'demo-job.py')}"]
-concurrency = {args.concurrency}
+concurrency = {concurrency}
 timeout = "60s"
+kill_grace = "5s"
 retry_backoff_base = "1s"
 retry_backoff_max = "4s"
 
 [agent]
 drain_timeout = "10s"
+
+[metadata]
+endpoint = "http://127.0.0.1:{self.metadata_port}"
+poll_interval = "1s"
+spot_margin = "10s"
+
+[fleet]
+endpoint_url = "{endpoint}"
 """)
-        log_path = os.path.join(work, "drainerd.log")
-        env = dict(os.environ, AWS_ACCESS_KEY_ID="test", AWS_SECRET_ACCESS_KEY="test",
-                   AWS_EC2_METADATA_DISABLED="true")
+        self.log_path = os.path.join(work, f"drainerd-{name}.log")
+        env = dict(os.environ, AWS_ACCESS_KEY_ID="test", AWS_SECRET_ACCESS_KEY="test")
         env.pop("NOTIFY_SOCKET", None)
-        print(f"==> starting drainerd ({args.concurrency} job slots); its log: {log_path}")
-        log = open(log_path, "w")
-        agent = subprocess.Popen(
-            [os.path.join(ROOT, "target", "debug", "drainerd"), "run", "--config", config, "--log-format", "text"],
-            stdout=log, stderr=log, env=env,
-        )
+        log = open(self.log_path, "w")
+        self.proc = subprocess.Popen(
+            [os.path.join(TARGET, "drainerd"), "run", "--config", config, "--log-format", "text"],
+            stdout=log, stderr=log, env=env)
+        procs.append(self.proc)
+
+    def log(self):
+        with open(self.log_path) as f:
+            return f.read()
+
+    def counts(self):
+        text = self.log()
+        return text.count("job finished"), text.count('outcome="handed_back"'), text.count('outcome="failed"')
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--jobs", type=int, default=300, help="prime jobs to enqueue")
+    ap.add_argument("--concurrency", type=int, default=4, help="job slots per instance")
+    ap.add_argument("--interrupt-after", type=float, default=4, help="seconds until instance A gets a spot notice")
+    args = ap.parse_args()
+
+    work = tempfile.mkdtemp(prefix="drainerd-demo-")
+    procs = []
+    port = free_port()
+    endpoint = f"http://127.0.0.1:{port}"
+    print(f"==> starting the AWS emulator (moto) on {endpoint}")
+    moto = subprocess.Popen([os.path.join(VENV, "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    procs.append(moto)
+    try:
+        wait_port(port, moto, "moto_server")
+        sqs = boto3.client("sqs", endpoint_url=endpoint, region_name="us-east-1",
+                           aws_access_key_id="test", aws_secret_access_key="test")
+        dlq = sqs.create_queue(QueueName="demo-jobs-dlq")["QueueUrl"]
+        dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        url = sqs.create_queue(
+            QueueName="demo-jobs",
+            Attributes={"RedrivePolicy": f'{{"deadLetterTargetArn":"{dlq_arn}","maxReceiveCount":"3"}}'},
+        )["QueueUrl"]
+        print(f"==> queue {url} (dead-letter queue after 3 receives)")
+
+        rnd = random.Random(7)
+        bodies = [json.dumps({"below": rnd.randint(10_000, 400_000)}) for _ in range(args.jobs)]
+        for i in (0, 1, 2):  # slow jobs: running when the interruption comes
+            bodies[i] = json.dumps({"below": 100_000, "sleep": 15})
+        bodies[17] = "not a number"  # a poison message: fails, retried, dead-lettered
+        for i in range(0, len(bodies), 10):
+            sqs.send_message_batch(QueueUrl=url, Entries=[
+                {"Id": str(j), "MessageBody": b} for j, b in enumerate(bodies[i: i + 10])])
+        print(f"==> enqueued {len(bodies)} jobs (3 slow ones, 1 poison message)")
+
+        a = Instance("A", work, url, endpoint, args.concurrency, procs)
+        print(f"==> instance A: drainerd ({args.concurrency} slots) with its metadata simulator; log {a.log_path}")
+        b = None
         start = time.time()
+        interrupted = False
         while True:
             time.sleep(1)
-            if agent.poll() is not None:
-                sys.exit(f"drainerd exited with {agent.returncode}; see {log_path}")
+            for inst in (a, b):
+                if inst and inst.proc.poll() is not None:
+                    sys.exit(f"drainerd {inst.name} exited with {inst.proc.returncode}; see {inst.log_path}")
+            elapsed = time.time() - start
+            if not interrupted and elapsed >= args.interrupt_after:
+                cmd = [os.path.join(TARGET, "imds-sim"), "interrupt", "--control",
+                       f"127.0.0.1:{a.control_port}", "--in", "25s"]
+                print(f"==> spot interruption for A in 25 s:  {' '.join(cmd[1:])}")
+                subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+                interrupted = True
+                b = Instance("B", work, url, endpoint, args.concurrency, procs)
+                print(f"==> instance B starts to take over; log {b.log_path}")
             visible, inflight = depth(sqs, url)
             dead, _ = depth(sqs, dlq)
-            with open(log_path) as f:
-                text = f.read()
-            done = text.count("job finished")
-            failed = text.count("job did not succeed")
+            ad, ah, _ = a.counts()
+            bd = b.counts()[0] if b else 0
+            done = ad + bd
             bar = "#" * int(30 * done / len(bodies))
-            print(f"  {time.time() - start:5.1f}s [{bar:<30}] done {done:4d} · failed attempts {failed} · "
-                  f"queued {visible:4d} · in flight {inflight:2d} · dead-lettered {dead}", flush=True)
-            if visible == 0 and inflight == 0 and dead >= 1:
+            state = "draining (spot notice)" if "draining: stopped receiving" in a.log() else "receiving"
+            print(f"  {elapsed:5.1f}s [{bar:<30}] A done {ad:3d} handed back {ah} ({state}) · B done {bd:3d} · "
+                  f"queued {visible:3d} · in flight {inflight:2d} · dead-lettered {dead}", flush=True)
+            if interrupted and visible == 0 and inflight == 0 and dead >= 1 and done >= len(bodies) - 1:
                 break
-            if time.time() - start > 600:
+            if elapsed > 300:
                 sys.exit("demo took too long")
-        print("==> queue drained; stopping drainerd (SIGTERM)")
-        agent.send_signal(signal.SIGTERM)
-        code = agent.wait(timeout=60)
-        agent = None
-        with open(log_path) as f:
-            lines = f.read().splitlines()
-        print("==> a few of the jobs' own output lines, as drainerd logged them:")
-        for line in [l for l in lines if "primes below" in l][:3]:
-            print("   ", line[:200])
-        for line in lines:
-            if "stopped; every message was settled" in line:
-                print("   ", line[:300])
-        print(f"==> drainerd exited with {code}; {done} jobs succeeded, {dead} message dead-lettered, "
-              f"in {time.time() - start:.1f}s")
-        if code != 0 or done != len(bodies) - 1 or dead != 1:
+        print("==> queue drained; stopping both instances (SIGTERM)")
+        for inst in (a, b):
+            inst.proc.send_signal(signal.SIGTERM)
+        codes = [inst.proc.wait(timeout=60) for inst in (a, b)]
+        print("==> what instance A logged about the interruption:")
+        for line in a.log().splitlines():
+            if any(k in line for k in ("spot interruption", "draining:", "drain deadline", "got SIGTERM", "handed_back")):
+                print("   ", line[:220])
+        ad, ah, _ = a.counts()
+        bd = b.counts()[0]
+        print(f"==> A: {ad} jobs done, {ah} handed back before its interruption; B: {bd} jobs done; "
+              f"{dead} message dead-lettered; exits {codes}; {time.time() - start:.1f}s")
+        if codes != [0, 0] or ad + bd != len(bodies) - 1 or dead != 1 or ah < 1:
             sys.exit("demo: unexpected outcome")
     finally:
-        if agent is not None:
-            agent.kill()
-        moto.terminate()
-        moto.wait()
+        for p in reversed(procs):
+            if p.poll() is None:
+                p.kill()
+                p.wait()
 
 
 if __name__ == "__main__":

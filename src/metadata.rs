@@ -70,7 +70,10 @@ impl Metadata {
     ) -> Result<Metadata, String> {
         let provider =
             aws_config::provider_config::ProviderConfig::default().with_http_client(http);
-        let mut b = imds::Client::builder().configure(&provider);
+        // Two attempts per request: the watcher's own next poll is the real
+        // retry, and failures show up in the log instead of being hidden
+        // in long client-side backoffs.
+        let mut b = imds::Client::builder().configure(&provider).max_attempts(2);
         if let Some(ep) = &cfg.endpoint {
             b = b
                 .endpoint(ep)
@@ -113,24 +116,35 @@ impl Metadata {
     }
 }
 
-/// Logs a path's failures once per minute at most, and its recovery.
+/// Logs a path's failures: each new kind of failure at once, the same kind
+/// again at most once a minute, and the recovery.
 #[derive(Default)]
 struct Complaints {
     failing_since: Option<Instant>,
     last_logged: Option<Instant>,
+    last_kind: String,
     suppressed: u64,
+}
+
+/// A failure's kind: its description up to the first detail that varies.
+fn kind_of(what: &str, detail: &str) -> String {
+    let d: String = detail.chars().take(60).collect();
+    format!("{what}: {d}")
 }
 
 impl Complaints {
     fn failed(&mut self, path: &str, what: &str, detail: &str) {
         let now = Instant::now();
         self.failing_since.get_or_insert(now);
-        if self
-            .last_logged
-            .is_none_or(|t| now - t >= Duration::from_secs(60))
+        let kind = kind_of(what, detail);
+        if kind != self.last_kind
+            || self
+                .last_logged
+                .is_none_or(|t| now - t >= Duration::from_secs(60))
         {
             tracing::warn!(path, error = %detail, repeats = self.suppressed, "instance metadata {what}; still draining, will retry");
             self.last_logged = Some(now);
+            self.last_kind = kind;
             self.suppressed = 0;
         } else {
             self.suppressed += 1;
@@ -140,6 +154,7 @@ impl Complaints {
         if let Some(since) = self.failing_since.take() {
             tracing::info!(path, after = ?since.elapsed(), "instance metadata answers again");
             self.last_logged = None;
+            self.last_kind.clear();
             self.suppressed = 0;
         }
     }

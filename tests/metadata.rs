@@ -214,6 +214,7 @@ async fn a_misbehaving_metadata_service_is_survived() {
     let mut n = 0;
     for f in faults {
         sim.call("POST", "/faults", f);
+        let fault_start = Instant::now();
         for _ in 0..2 {
             n += 1;
             let body = format!("during-{n}");
@@ -228,6 +229,8 @@ async fn a_misbehaving_metadata_service_is_survived() {
                 agent.logs()
             );
         }
+        // Long enough for several polls (and the client's retries) to see it.
+        tokio::time::sleep(Duration::from_secs(5).saturating_sub(fault_start.elapsed())).await;
         sim.call("DELETE", "/faults", "");
     }
     // Gone for 60 s: connections refused.
@@ -252,9 +255,23 @@ async fn a_misbehaving_metadata_service_is_survived() {
     let logs = agent.logs();
     let complaints = logs.matches("instance metadata did not answer").count()
         + logs.matches("answered something unexpected").count();
-    // Four paths, about 100 s of trouble, one line per path per minute at most.
-    assert!(complaints >= 2, "problems are logged: {logs}");
-    assert!(complaints <= 24, "{complaints} complaint lines: flooding");
+    // Seven kinds of trouble over about 100 s on four paths: a line per
+    // new kind per path, repeats at most once a minute (polling every second
+    // would make ~400 lines).
+    assert!(complaints >= 8, "problems are logged: {logs}");
+    assert!(
+        complaints <= 7 * 4 + 8,
+        "{complaints} complaint lines: flooding"
+    );
+    for needle in [
+        "HTTP 500",
+        "HTTP 503",
+        "HTTP 401",
+        "read timeout",
+        "answered something unexpected",
+    ] {
+        assert!(logs.contains(needle), "{needle} was logged");
+    }
 
     // And a notice that appears afterwards is still acted on.
     sim.call("POST", "/spot", r#"{"action":"terminate","in":"60s"}"#);

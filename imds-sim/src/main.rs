@@ -184,8 +184,14 @@ fn serve(
             .map_err(|e| format!("{control}: {e}"))?;
         drop(ctl);
         eprintln!("imds-sim: metadata on http://{listen}, control on http://{control}");
-        let c = tokio::spawn(server::serve_control(control, sim.clone(), down.clone()));
-        let m = server::serve_imds(listen, sim, down).await;
+        let killer = Arc::new(tokio::sync::watch::channel(0u64).0);
+        let c = tokio::spawn(server::serve_control(
+            control,
+            sim.clone(),
+            down.clone(),
+            killer.clone(),
+        ));
+        let m = server::serve_imds(listen, sim, down, killer).await;
         c.abort();
         m.map_err(|e| format!("{listen}: {e}"))
     })

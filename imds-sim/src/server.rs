@@ -17,12 +17,17 @@ use crate::state::{Faults, Instance, Sim};
 
 pub type Shared = Arc<Mutex<Sim>>;
 
+/// Bumped to drop every open metadata connection (clients keep connections
+/// alive, so "going away" and "reset" must reach those too).
+pub type Killer = tokio::sync::watch::Sender<u64>;
+
 /// The metadata service on `addr`. Honors `down_until` by closing the
 /// listener (connections refused) and reopening it later.
 pub async fn serve_imds(
     addr: SocketAddr,
     sim: Shared,
     down: Arc<Mutex<Option<Instant>>>,
+    killer: Arc<Killer>,
 ) -> std::io::Result<()> {
     let mut listener = Some(TcpListener::bind(addr).await?);
     loop {
@@ -54,11 +59,15 @@ pub async fn serve_imds(
             continue;
         }
         let sim = sim.clone();
+        let mut kill = killer.subscribe();
         tokio::spawn(async move {
             let svc = hyper::service::service_fn(move |req| imds_request(sim.clone(), req));
-            let _ = hyper::server::conn::http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), svc)
-                .await;
+            let conn = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), svc);
+            tokio::select! {
+                _ = conn => {}
+                _ = kill.changed() => {}
+            }
         });
     }
 }
@@ -92,7 +101,10 @@ async fn imds_request(
         if let Some(status) = f.status {
             reply.status = status;
             reply.body = String::new();
-        } else if f.garbage && reply.status == 200 {
+        } else if f.garbage && reply.status != 401 {
+            // A 200 with a body that is not what the path promises, even
+            // where the item would be absent.
+            reply.status = 200;
             reply.body = "{\"action\": \u{0}\u{7f}garbage[[[ \u{fffd}".into();
         }
     }
@@ -111,16 +123,17 @@ pub async fn serve_control(
     addr: SocketAddr,
     sim: Shared,
     down: Arc<Mutex<Option<Instant>>>,
+    killer: Arc<Killer>,
 ) -> std::io::Result<()> {
     let listener = TcpListener::bind(addr).await?;
     loop {
         let Ok((stream, _)) = listener.accept().await else {
             continue;
         };
-        let (sim, down) = (sim.clone(), down.clone());
+        let (sim, down, killer) = (sim.clone(), down.clone(), killer.clone());
         tokio::spawn(async move {
             let svc = hyper::service::service_fn(move |req| {
-                control_request(sim.clone(), down.clone(), req)
+                control_request(sim.clone(), down.clone(), killer.clone(), req)
             });
             let _ = hyper::server::conn::http1::Builder::new()
                 .serve_connection(TokioIo::new(stream), svc)
@@ -187,6 +200,7 @@ struct DownReq {
 async fn control_request(
     sim: Shared,
     down: Arc<Mutex<Option<Instant>>>,
+    killer: Arc<Killer>,
     req: Request<Incoming>,
 ) -> Result<Response<Full<Bytes>>, Infallible> {
     let method = req.method().as_str().to_string();
@@ -198,6 +212,17 @@ async fn control_request(
         .map(|b| b.to_bytes())
         .unwrap_or_default();
     let result = control(&sim, &down, &method, &path, &body);
+    let drop_connections = {
+        let s = sim.lock().expect("sim lock");
+        s.faults.reset
+            || down
+                .lock()
+                .expect("down lock")
+                .is_some_and(|u| u > Instant::now())
+    };
+    if result.is_ok() && drop_connections {
+        killer.send_modify(|g| *g += 1);
+    }
     let (status, text) = match result {
         Ok(()) => (200, state_json(&sim, &down)),
         Err((status, msg)) => (status, serde_json::json!({ "error": msg }).to_string()),
