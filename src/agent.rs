@@ -39,6 +39,8 @@ pub enum Control {
     Reload,
     /// Something instance metadata said.
     Notice(Event),
+    /// The fleet logic removed this instance from its group: stop for good.
+    Left(String),
 }
 
 /// Why the agent could not run.
@@ -63,6 +65,9 @@ pub struct Deps {
     pub notifier: Notifier,
     /// This instance's Auto Scaling membership, when known.
     pub fleet: Option<Arc<Fleet>>,
+    /// While true, no receive starts (the fleet logic is checking that
+    /// nothing is in flight before it leaves the group).
+    pub pause: watch::Receiver<bool>,
     /// Reads the configuration again (for SIGHUP).
     pub reload: Box<dyn Fn() -> Result<Config, ConfigError> + Send>,
 }
@@ -81,6 +86,7 @@ pub async fn run(
         stats,
         notifier,
         fleet,
+        pause,
         reload,
     } = deps;
     wait_for_queue(&queue, config.queue.start_timeout.0).await?;
@@ -122,6 +128,7 @@ pub async fn run(
         ctx,
         jobs.clone(),
         intake.clone(),
+        pause,
         stop_jobs.clone(),
     ));
 
@@ -147,7 +154,7 @@ pub async fn run(
                     Control::Shutdown if !st.exit => {
                         st.exit = true;
                         let drain = config_rx.borrow().agent.drain_timeout.0;
-                        st.begin(&intake, Some(drain));
+                        st.begin(&intake, Some(drain), &stats);
                         status = stats.summary(true);
                         notifier.stopping(&status);
                         tracing::info!(running = leases.len(), drain_timeout = ?drain, "shutting down: stopped receiving; running jobs may finish within the drain timeout");
@@ -162,6 +169,13 @@ pub async fn run(
                         }
                     }
                     Control::Reload => apply_reload(&reload, &config_tx, &slots, &stats),
+                    Control::Left(reason) => {
+                        st.begin(&intake, None, &stats);
+                        stats.set_notice(reason.clone());
+                        status = stats.summary(true);
+                        notifier.stopping(&status);
+                        tracing::warn!(reason = %reason, "left the Auto Scaling group: waiting for the platform to stop this instance");
+                    }
                     Control::Notice(event) => {
                         let cfg = config_rx.borrow().clone();
                         let r = policy::reaction(&event, &cfg.metadata, cfg.job.kill_grace.0, cfg.agent.drain_timeout.0, SystemTime::now());
@@ -169,7 +183,7 @@ pub async fn run(
                         if let Reaction::Drain { reason, stop_jobs_in, lifecycle } = r {
                             tracing::warn!(reason = %reason, running = leases.len(), stop_jobs_in = ?stop_jobs_in, "draining: stopped receiving");
                             stats.set_notice(reason);
-                            st.begin(&intake, stop_jobs_in);
+                            st.begin(&intake, stop_jobs_in, &stats);
                             if lifecycle && !st.lifecycle {
                                 st.lifecycle = true;
                                 lifecycle_beats = start_lifecycle_heartbeats(fleet.clone(), &cfg);
@@ -192,7 +206,7 @@ pub async fn run(
                     tracing::error!(error = %e, "receiver task ended abnormally; draining and exiting");
                     st.failed = true;
                     st.exit = true;
-                    st.begin(&intake, Some(config_rx.borrow().agent.drain_timeout.0));
+                    st.begin(&intake, Some(config_rx.borrow().agent.drain_timeout.0), &stats);
                 }
             }
             () = jobs.wait(), if receiver_done && !drained => {
@@ -246,8 +260,11 @@ struct DrainState {
 }
 
 impl DrainState {
-    fn begin(&mut self, intake: &CancellationToken, stop_in: Option<Duration>) {
+    fn begin(&mut self, intake: &CancellationToken, stop_in: Option<Duration>, stats: &Stats) {
         self.draining = true;
+        stats
+            .draining
+            .store(true, std::sync::atomic::Ordering::SeqCst);
         intake.cancel();
         if let Some(d) = stop_in {
             let at = Instant::now() + d;
@@ -442,6 +459,7 @@ async fn receive_loop(
     ctx: Arc<JobContext>,
     jobs: TaskTracker,
     intake: CancellationToken,
+    mut paused: watch::Receiver<bool>,
     stop_jobs: CancellationToken,
 ) {
     let mut failures: u32 = 0;
@@ -449,6 +467,14 @@ async fn receive_loop(
     let mut last_logged = Instant::now();
     let mut seq: u64 = 0;
     loop {
+        // Paused (the fleet logic is about to leave the group): wait.
+        while *paused.borrow() {
+            tokio::select! {
+                biased;
+                () = intake.cancelled() => return,
+                r = paused.changed() => if r.is_err() { break },
+            }
+        }
         // biased: once intake is closed, never start another receive.
         let permits = tokio::select! {
             biased;
@@ -460,6 +486,12 @@ async fn receive_loop(
             (c.queue.wait_time.0, c.queue.lease.0)
         };
         // A receive that never answers would silently stop the agent.
+        if *paused.borrow() {
+            continue;
+        }
+        ctx.stats
+            .receiving
+            .store(true, std::sync::atomic::Ordering::SeqCst);
         let r = match tokio::time::timeout(
             wait + Duration::from_secs(15),
             queue.receive(permits.len(), wait, lease),
@@ -475,8 +507,14 @@ async fn receive_loop(
                 missing: false,
             }),
         };
+        ctx.stats
+            .receiving
+            .store(false, std::sync::atomic::Ordering::SeqCst);
         match r {
             Ok(messages) => {
+                ctx.stats
+                    .messages_received
+                    .fetch_add(messages.len() as u64, std::sync::atomic::Ordering::SeqCst);
                 if failures > 0 {
                     tracing::info!(failures, "SQS reachable again; receiving");
                     failures = 0;

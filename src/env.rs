@@ -43,6 +43,8 @@ enum Kind {
     Int,
     /// `true`/`false` (also 1/0, yes/no).
     Bool,
+    /// A number such as 0.5.
+    Float,
     /// A duration string or seconds, kept as a string for the parser.
     Dur,
     /// A JSON array of strings, or words separated by whitespace.
@@ -181,6 +183,56 @@ const FIELDS: &[(&str, &str, &str, Kind)] = &[
         "lifecycle_heartbeat_interval",
         Kind::Dur,
     ),
+    ("DRAINERD_FLEET_BILLING", "fleet", "billing", Kind::Str),
+    (
+        "DRAINERD_FLEET_IDLE_TIMEOUT",
+        "fleet",
+        "idle_timeout",
+        Kind::Dur,
+    ),
+    (
+        "DRAINERD_FLEET_MIN_LIFETIME",
+        "fleet",
+        "min_lifetime",
+        Kind::Dur,
+    ),
+    (
+        "DRAINERD_FLEET_BACKLOG_PER_INSTANCE",
+        "fleet",
+        "backlog_per_instance",
+        Kind::Float,
+    ),
+    (
+        "DRAINERD_FLEET_HOURLY_WINDOW",
+        "fleet",
+        "hourly_window",
+        Kind::Dur,
+    ),
+    (
+        "DRAINERD_FLEET_PROTECT_WHILE_BUSY",
+        "fleet",
+        "protect_while_busy",
+        Kind::Bool,
+    ),
+    (
+        "DRAINERD_FLEET_PROTECTION_LINGER",
+        "fleet",
+        "protection_linger",
+        Kind::Dur,
+    ),
+    (
+        "DRAINERD_FLEET_CHECK_INTERVAL",
+        "fleet",
+        "check_interval",
+        Kind::Dur,
+    ),
+    ("DRAINERD_FLEET_DRY_RUN", "fleet", "dry_run", Kind::Bool),
+    (
+        "DRAINERD_FLEET_POWEROFF_AFTER",
+        "fleet",
+        "poweroff_after",
+        Kind::Dur,
+    ),
 ];
 
 /// Variables that are read elsewhere (CLI flags), not config fields.
@@ -235,6 +287,11 @@ pub fn apply_overrides(table: &mut toml::Table, env: &dyn EnvSource) -> Result<(
                 .map_err(|_| {
                     format!("{name}={raw:?} is not a whole number; set a number such as 4")
                 })?,
+            Kind::Float => raw
+                .trim()
+                .parse::<f64>()
+                .map(toml::Value::Float)
+                .map_err(|_| format!("{name}={raw:?} is not a number"))?,
             Kind::Bool => match raw.trim().to_ascii_lowercase().as_str() {
                 "true" | "1" | "yes" | "on" => toml::Value::Boolean(true),
                 "false" | "0" | "no" | "off" => toml::Value::Boolean(false),

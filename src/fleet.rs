@@ -11,6 +11,15 @@ use aws_sdk_autoscaling::error::{DisplayErrorContext, ProvideErrorMetadata, SdkE
 
 use crate::stats::Stats;
 
+/// The group's figures the leave decision needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GroupSize {
+    pub desired: u32,
+    pub min: u32,
+    pub max: u32,
+    pub in_service: u32,
+}
+
 /// This instance as a member of its group.
 pub struct Fleet {
     client: aws_sdk_autoscaling::Client,
@@ -116,5 +125,81 @@ impl Fleet {
             .send()
             .await;
         self.check("CompleteLifecycleAction", r).map(|_| ())
+    }
+
+    /// DescribeAutoScalingGroups for this instance's group.
+    ///
+    /// # Errors
+    /// The call failed or the group is gone.
+    pub async fn size(&self) -> Result<GroupSize, FleetError> {
+        let r = self
+            .client
+            .describe_auto_scaling_groups()
+            .auto_scaling_group_names(self.group())
+            .send()
+            .await;
+        let out = self.check("DescribeAutoScalingGroups", r)?;
+        let g = out
+            .auto_scaling_groups()
+            .first()
+            .ok_or_else(|| FleetError {
+                api: "DescribeAutoScalingGroups",
+                instance_id: self.instance_id.clone(),
+                code: None,
+                detail: format!("group {} not found", self.group()),
+            })?;
+        let n = |v: Option<i32>| u32::try_from(v.unwrap_or(0)).unwrap_or(0);
+        Ok(GroupSize {
+            desired: n(g.desired_capacity()),
+            min: n(g.min_size()),
+            max: n(g.max_size()),
+            in_service: g
+                .instances()
+                .iter()
+                .filter(|i| i.lifecycle_state().map(|s| s.as_str()) == Some("InService"))
+                .count() as u32,
+        })
+    }
+
+    /// SetInstanceProtection for this instance.
+    ///
+    /// # Errors
+    /// The call failed.
+    pub async fn set_protection(&self, on: bool) -> Result<(), FleetError> {
+        let r = self
+            .client
+            .set_instance_protection()
+            .auto_scaling_group_name(self.group())
+            .instance_ids(&self.instance_id)
+            .protected_from_scale_in(on)
+            .send()
+            .await;
+        self.check("SetInstanceProtection", r).map(|_| ())
+    }
+
+    /// TerminateInstanceInAutoScalingGroup with decrement: leave the group
+    /// and lower its desired capacity.
+    ///
+    /// # Errors
+    /// The call failed; [`FleetError::min_size`] tells the MinSize refusal.
+    pub async fn terminate_with_decrement(&self) -> Result<(), FleetError> {
+        let r = self
+            .client
+            .terminate_instance_in_auto_scaling_group()
+            .instance_id(&self.instance_id)
+            .should_decrement_desired_capacity(true)
+            .send()
+            .await;
+        self.check("TerminateInstanceInAutoScalingGroup", r)
+            .map(|_| ())
+    }
+}
+
+impl FleetError {
+    /// AWS refuses a decrement below MinSize with a ValidationError whose
+    /// text contains "min size constraint".
+    pub fn min_size(&self) -> bool {
+        self.code.as_deref() == Some("ValidationError")
+            && self.detail.contains("min size constraint")
     }
 }

@@ -134,6 +134,31 @@ impl Queue {
         }
     }
 
+    /// The queue's visible backlog (ApproximateNumberOfMessages).
+    ///
+    /// # Errors
+    /// The failed call.
+    pub async fn backlog(&self) -> Result<u64, QueueError> {
+        let r = self
+            .client
+            .get_queue_attributes()
+            .queue_url(&self.url)
+            .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
+            .send()
+            .await;
+        match r {
+            Ok(out) => {
+                self.stats.request(Api::GetQueueAttributes, true);
+                Ok(out
+                    .attributes()
+                    .and_then(|a| a.get(&QueueAttributeName::ApproximateNumberOfMessages))
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(0))
+            }
+            Err(e) => Err(self.error(Api::GetQueueAttributes, &e)),
+        }
+    }
+
     /// Long-polls for up to `max` (1..=10) messages, hidden for `lease`.
     ///
     /// # Errors

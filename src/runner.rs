@@ -87,9 +87,6 @@ pub async fn run(
 ) {
     let cfg = ctx.config.borrow().clone();
     let stats = &ctx.stats;
-    stats
-        .messages_received
-        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     stats.job_started();
     let started = Instant::now();
     let message_id: Arc<str> = Arc::from(m.id.as_str());

@@ -4,15 +4,16 @@
 //! not answer is logged and the agent drains anyway.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
 use crate::agent::{Control, Deps};
 use crate::config::{Config, MaintenanceAction};
 use crate::env::ProcessEnv;
 use crate::fleet::Fleet;
+use crate::membership::Membership;
 use crate::metadata::{self, Identity, Metadata};
 use crate::notify::Notifier;
 use crate::queue::Queue;
@@ -57,9 +58,9 @@ pub async fn deps(
                     md,
                     config.metadata.poll_interval.0,
                     lead,
-                    tx,
+                    tx.clone(),
                     stats.clone(),
-                    stop,
+                    stop.clone(),
                 ));
             }
             Err(e) => {
@@ -97,11 +98,31 @@ pub async fn deps(
         }
     }
 
+    let (pause_tx, pause) = watch::channel(false);
+    match (&fleet, &identity) {
+        (Some(f), Some(id)) if f.group.is_some() => {
+            let m = Membership {
+                fleet: f.clone(),
+                queue: queue.clone(),
+                stats: stats.clone(),
+                cfg: config.fleet.clone(),
+                launch_time: id.launch_time.unwrap_or_else(SystemTime::now),
+                receive_bound: config.queue.wait_time.0 + Duration::from_secs(20),
+                pause: pause_tx,
+                control: tx,
+            };
+            tracing::info!(billing = ?config.fleet.billing, idle_timeout = %config.fleet.idle_timeout, dry_run = config.fleet.dry_run, "fleet logic on: protection while busy, leaving the group when work is scarce");
+            tokio::spawn(m.run(stop));
+        }
+        _ => tracing::info!("fleet logic off: not a known Auto Scaling group member; drainerd never terminates this instance"),
+    }
+
     Deps {
         queue,
         stats,
         notifier: Notifier::from_env(),
         fleet,
+        pause,
         reload: Box::new(move || Config::load(&config_path, &ProcessEnv)),
     }
 }

@@ -4,7 +4,7 @@
 //! status line, the benchmark and (later) `/metrics` read these; nothing here
 //! decides anything.
 
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::Mutex;
 use std::time::SystemTime;
 
@@ -93,6 +93,14 @@ pub struct Stats {
     pub notices_seen: AtomicU64,
     /// The notice the agent is acting on, for the status line.
     pub notice: Mutex<Option<String>>,
+    /// Intake is closed for good (shutdown, notice, or leaving).
+    pub draining: AtomicBool,
+    /// A ReceiveMessage call is under way.
+    pub receiving: AtomicBool,
+    /// Woken when a busy period starts (the first job after idle).
+    pub busy: tokio::sync::Notify,
+    /// The fleet logic's verdict and protection, for the status line.
+    pub fleet: Mutex<Option<String>>,
     pub slots: AtomicU64,
     idle_since: Mutex<Option<SystemTime>>,
 }
@@ -141,6 +149,18 @@ impl Stats {
             self.metadata_err.fetch_add(1, Relaxed);
         }
     }
+    /// Messages received and not yet settled (deleted or handed back, or
+    /// given up on, in which case SQS makes them visible again).
+    pub fn held(&self) -> u64 {
+        let settled = self.messages_deleted.load(Relaxed)
+            + self.delete_failures.load(Relaxed)
+            + self.messages_released.load(Relaxed)
+            + self.release_failures.load(Relaxed);
+        self.messages_received.load(Relaxed).saturating_sub(settled)
+    }
+    pub fn set_fleet(&self, status: String) {
+        *self.fleet.lock().expect("stats lock") = Some(status);
+    }
     pub fn set_notice(&self, notice: String) {
         *self.notice.lock().expect("stats lock") = Some(notice);
     }
@@ -151,7 +171,9 @@ impl Stats {
         self.jobs[outcome as usize].load(Relaxed)
     }
     pub fn job_started(&self) {
-        self.running.fetch_add(1, Relaxed);
+        if self.running.fetch_add(1, Relaxed) == 0 {
+            self.busy.notify_one();
+        }
         *self.idle_since.lock().expect("stats lock") = None;
     }
     pub fn job_ended(&self) {
@@ -187,6 +209,10 @@ impl Stats {
         if let Some(t) = self.idle_since() {
             let idle = SystemTime::now().duration_since(t).unwrap_or_default();
             s.push_str(&format!(" · idle {}s", idle.as_secs()));
+        }
+        if let Some(f) = self.fleet.lock().expect("stats lock").as_deref() {
+            s.push_str(" · ");
+            s.push_str(f);
         }
         s
     }

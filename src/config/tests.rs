@@ -127,6 +127,7 @@ fn every_env_variable_maps_to_a_real_field() {
                 ("DRAINERD_METADATA_ENDPOINT", "http://m"),
                 ("DRAINERD_FLEET_ENDPOINT_URL", "http://f"),
                 ("DRAINERD_FLEET_LIFECYCLE_HOOK", "h"),
+                ("DRAINERD_FLEET_POWEROFF_AFTER", "5m"),
             ],
         )
         .unwrap(),
@@ -150,4 +151,15 @@ fn region_from_urls() {
         Some("us-east-2")
     );
     assert_eq!(region_from_queue_url("http://127.0.0.1:5000/1/q"), None);
+}
+
+#[test]
+fn an_idle_timeout_of_zero_is_an_error_not_never() {
+    let e = err(&format!("{MIN}[fleet]\nidle_timeout = 0\n"), &[]);
+    assert!(
+        e.contains("fleet.idle_timeout") && e.contains("billing = \"never\""),
+        "{e}"
+    );
+    let c = load(&format!("{MIN}[fleet]\nbilling = \"never\"\n"), &[]).unwrap();
+    assert_eq!(c.fleet.billing, crate::leave::Billing::Never);
 }

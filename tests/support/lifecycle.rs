@@ -6,7 +6,11 @@
 //! (aws-facts.md, "Lifecycle hooks"): the group, hook and instance must
 //! match an instance held in Terminating:Wait; CompleteLifecycleAction takes
 //! CONTINUE or ABANDON and ends the wait, after which both calls fail with
-//! ValidationError. Every other Auto Scaling request is relayed to moto.
+//! ValidationError. Every other Auto Scaling request is relayed to moto
+//! (and its action recorded). Optionally it answers
+//! TerminateInstanceInAutoScalingGroup with the ValidationError AWS gives a
+//! decrement below MinSize ("... min size constraint ..."), which moto does
+//! not enforce.
 
 use std::sync::{Arc, Mutex};
 
@@ -19,6 +23,7 @@ pub type Call = (String, String);
 pub struct LifecycleFixture {
     pub endpoint: String,
     pub calls: Arc<Mutex<Vec<Call>>>,
+    actions: Arc<Mutex<Vec<String>>>,
 }
 
 struct Expect {
@@ -26,6 +31,8 @@ struct Expect {
     hook: String,
     instance: String,
     waiting: Mutex<bool>,
+    reject_min_size: bool,
+    actions: Arc<Mutex<Vec<String>>>,
 }
 
 impl LifecycleFixture {
@@ -36,6 +43,22 @@ impl LifecycleFixture {
         hook: &str,
         instance: &str,
     ) -> LifecycleFixture {
+        Self::launch(moto_port, group, hook, instance, false).await
+    }
+
+    /// Refuses every TerminateInstanceInAutoScalingGroup as AWS does at MinSize.
+    pub async fn start_rejecting_min_size(moto_port: u16) -> LifecycleFixture {
+        Self::launch(moto_port, "", "", "", true).await
+    }
+
+    async fn launch(
+        moto_port: u16,
+        group: &str,
+        hook: &str,
+        instance: &str,
+        reject_min_size: bool,
+    ) -> LifecycleFixture {
+        let actions = Arc::new(Mutex::new(Vec::new()));
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
         let calls = Arc::new(Mutex::new(Vec::new()));
@@ -44,6 +67,8 @@ impl LifecycleFixture {
             hook: hook.into(),
             instance: instance.into(),
             waiting: Mutex::new(true),
+            reject_min_size,
+            actions: actions.clone(),
         });
         let c = calls.clone();
         tokio::spawn(async move {
@@ -57,7 +82,20 @@ impl LifecycleFixture {
         LifecycleFixture {
             endpoint: format!("http://127.0.0.1:{port}"),
             calls,
+            actions,
         }
+    }
+
+    /// Every Auto Scaling action received, in order.
+    pub fn actions(&self) -> Vec<String> {
+        self.actions.lock().unwrap().clone()
+    }
+
+    pub fn terminate_calls(&self) -> usize {
+        self.actions()
+            .iter()
+            .filter(|a| *a == "TerminateInstanceInAutoScalingGroup")
+            .count()
     }
 
     pub fn calls(&self) -> Vec<Call> {
@@ -137,6 +175,17 @@ async fn handle(
             .unwrap_or_default()
     };
     let action = get("Action");
+    e.actions.lock().unwrap().push(action.clone());
+    let ns = "http://autoscaling.amazonaws.com/doc/2011-01-01/";
+    if action == "TerminateInstanceInAutoScalingGroup" && e.reject_min_size {
+        let xml = format!("<ErrorResponse xmlns=\"{ns}\"><Error><Type>Sender</Type><Code>ValidationError</Code><Message>Currently, desiredSize equals minSize (1). Terminating instance without replacement will violate group's min size constraint. Either set shouldDecrementDesiredCapacity flag to false or lower group's min size.</Message></Error><RequestId>fixture</RequestId></ErrorResponse>");
+        let resp = format!(
+            "HTTP/1.1 400 Bad Request\r\nContent-Type: text/xml\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{xml}",
+            xml.len()
+        );
+        stream.write_all(resp.as_bytes()).await?;
+        return stream.shutdown().await;
+    }
     if action != "RecordLifecycleActionHeartbeat" && action != "CompleteLifecycleAction" {
         let mut moto = TcpStream::connect(("127.0.0.1", moto_port)).await?;
         moto.write_all(&raw).await?;
@@ -161,7 +210,6 @@ async fn handle(
     } else {
         None
     };
-    let ns = "http://autoscaling.amazonaws.com/doc/2011-01-01/";
     let (status, xml) = match invalid {
         Some(msg) => (
             "400 Bad Request",

@@ -1,0 +1,301 @@
+//! Fleet membership against moto and the metadata simulator: protection
+//! while busy, leaving the group when idle (per-second and hourly billing),
+//! never below MinSize, and dry runs that change nothing.
+
+mod support;
+
+use std::time::Duration;
+
+use support::lifecycle::LifecycleFixture;
+use support::*;
+
+async fn protected(asg: &aws_sdk_autoscaling::Client, id: &str) -> Option<bool> {
+    let out = asg
+        .describe_auto_scaling_instances()
+        .instance_ids(id)
+        .send()
+        .await
+        .unwrap();
+    out.auto_scaling_instances()
+        .first()
+        .map(|i| i.protected_from_scale_in().unwrap_or(false))
+}
+
+async fn desired(asg: &aws_sdk_autoscaling::Client, group: &str) -> i32 {
+    let out = asg
+        .describe_auto_scaling_groups()
+        .auto_scaling_group_names(group)
+        .send()
+        .await
+        .unwrap();
+    out.auto_scaling_groups()[0].desired_capacity().unwrap()
+}
+
+struct Fleet {
+    moto: Moto,
+    sqs: aws_sdk_sqs::Client,
+    asg: aws_sdk_autoscaling::Client,
+    url: String,
+    me: String,
+    sim: ImdsSim,
+    wd: Workdir,
+}
+
+async fn fleet(group: &str, launched_ago: &str) -> Fleet {
+    let moto = Moto::start();
+    let sqs = moto.sqs();
+    let (url, _) = create_queue(&sqs, "work", None).await;
+    let asg = asg_client(&moto.endpoint);
+    let me = create_group(&asg, group, 3).await[0].clone();
+    let sim = ImdsSim::start(&me);
+    sim.call(
+        "POST",
+        "/instance",
+        &format!(r#"{{"launched_ago":"{launched_ago}"}}"#),
+    );
+    Fleet {
+        moto,
+        sqs,
+        asg,
+        url,
+        me,
+        sim,
+        wd: Workdir::new(),
+    }
+}
+
+fn agent(f: &Fleet, job: &str, fleet_toml: &str, asg_endpoint: &str) -> Agent {
+    let script = f.wd.script("job.sh", job);
+    let cfg = f.wd.config(
+        &f.moto.endpoint,
+        &f.url,
+        &[script.to_str().unwrap()],
+        &format!("[fleet]\ncheck_interval = \"1s\"\n{fleet_toml}"),
+    );
+    let mut env = f.sim.env();
+    env.push(("DRAINERD_FLEET_ENDPOINT_URL", asg_endpoint.to_string()));
+    start_agent(&cfg, &env)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_instance_leaves_its_group_with_decrement() {
+    let f = fleet("idle", "10m").await;
+    let a = agent(
+        &f,
+        "cat >/dev/null",
+        "idle_timeout = \"3s\"\nmin_lifetime = \"0s\"",
+        &f.moto.endpoint,
+    );
+    let gone = eventually(Duration::from_secs(30), || async {
+        let out = f
+            .asg
+            .describe_auto_scaling_instances()
+            .instance_ids(&f.me)
+            .send()
+            .await
+            .unwrap();
+        out.auto_scaling_instances().is_empty().then_some(())
+    })
+    .await;
+    assert!(
+        gone.is_some(),
+        "instance still in the group; log:\n{}",
+        a.logs()
+    );
+    assert_eq!(
+        desired(&f.asg, "idle").await,
+        2,
+        "desired capacity decremented 3 -> 2"
+    );
+    assert!(
+        a.wait_log("left the Auto Scaling group", Duration::from_secs(5))
+            .await,
+        "log:\n{}",
+        a.logs()
+    );
+    assert!(a.logs().contains("per-second billing"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn protection_is_on_while_busy_and_off_after_the_linger() {
+    let f = fleet("busy", "10m").await;
+    let a = agent(
+        &f,
+        "cat >/dev/null; sleep 4",
+        "billing = \"never\"\nprotection_linger = \"3s\"",
+        &f.moto.endpoint,
+    );
+    assert!(
+        a.wait_log("fleet logic on", Duration::from_secs(15)).await,
+        "log:\n{}",
+        a.logs()
+    );
+    assert_eq!(protected(&f.asg, &f.me).await, Some(false));
+    send(&f.sqs, &f.url, "work").await;
+    let on = eventually(Duration::from_secs(5), || async {
+        (protected(&f.asg, &f.me).await == Some(true)).then_some(())
+    })
+    .await;
+    assert!(
+        on.is_some(),
+        "protected while the job runs; log:\n{}",
+        a.logs()
+    );
+    // The job takes 4 s, then 3 s of linger.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    assert_eq!(
+        protected(&f.asg, &f.me).await,
+        Some(true),
+        "still protected during the linger"
+    );
+    let off = eventually(Duration::from_secs(10), || async {
+        (protected(&f.asg, &f.me).await == Some(false)).then_some(())
+    })
+    .await;
+    assert!(
+        off.is_some(),
+        "protection dropped after the linger; log:\n{}",
+        a.logs()
+    );
+    assert!(
+        !a.logs()
+            .contains("TerminateInstanceInAutoScalingGroup accepted"),
+        "billing never: never leaves"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hourly_billing_leaves_only_near_the_end_of_the_hour() {
+    let late = fleet("late", "57m").await;
+    let early = fleet("early", "20m").await;
+    let hourly = "billing = \"hourly\"\nidle_timeout = \"1s\"\nmin_lifetime = \"0s\"";
+    let a_late = agent(&late, "cat >/dev/null", hourly, &late.moto.endpoint);
+    let a_early = agent(&early, "cat >/dev/null", hourly, &early.moto.endpoint);
+    let left = eventually(Duration::from_secs(30), || async {
+        (desired(&late.asg, "late").await == 2).then_some(())
+    })
+    .await;
+    assert!(
+        left.is_some(),
+        "57 min into its hour: leaves; log:\n{}",
+        a_late.logs()
+    );
+    assert!(
+        a_early
+            .wait_log("hourly window opens", Duration::from_secs(10))
+            .await,
+        "log:\n{}",
+        a_early.logs()
+    );
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(
+        desired(&early.asg, "early").await,
+        3,
+        "20 min into its hour: stays"
+    );
+    assert!(
+        a_early.logs().contains("leaves in 35m") || a_early.logs().contains("leaves in 36m"),
+        "log:\n{}",
+        a_early.logs()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn at_min_size_it_stays_even_if_the_group_shrinks_underneath() {
+    let f = fleet("minsize", "10m").await;
+    // At desired == min the decision stays without asking AWS.
+    f.asg
+        .update_auto_scaling_group()
+        .auto_scaling_group_name("minsize")
+        .min_size(3)
+        .send()
+        .await
+        .unwrap();
+    // The fixture answers TerminateInstanceInAutoScalingGroup with AWS's
+    // MinSize ValidationError (moto does not enforce MinSize).
+    let fixture = LifecycleFixture::start_rejecting_min_size(f.moto.port).await;
+    let a = agent(
+        &f,
+        "cat >/dev/null",
+        "idle_timeout = \"2s\"\nmin_lifetime = \"0s\"",
+        &fixture.endpoint,
+    );
+    assert!(
+        a.wait_log("group at MinSize", Duration::from_secs(15))
+            .await,
+        "log:\n{}",
+        a.logs()
+    );
+    assert_eq!(
+        fixture.terminate_calls(),
+        0,
+        "no terminate attempted at desired == min"
+    );
+    // Now the group looks shrinkable, but AWS refuses (someone lowered
+    // desired meanwhile): drainerd stays, logs it, keeps working.
+    f.asg
+        .update_auto_scaling_group()
+        .auto_scaling_group_name("minsize")
+        .min_size(1)
+        .send()
+        .await
+        .unwrap();
+    // The group figures are cached; a restart re-reads them.
+    drop(a);
+    let a = agent(
+        &f,
+        "cat >/dev/null; echo ran",
+        "idle_timeout = \"2s\"\nmin_lifetime = \"0s\"",
+        &fixture.endpoint,
+    );
+    assert!(
+        a.wait_log("the group is at MinSize", Duration::from_secs(20))
+            .await,
+        "log:\n{}",
+        a.logs()
+    );
+    assert!(fixture.terminate_calls() >= 1);
+    assert_eq!(desired(&f.asg, "minsize").await, 3);
+    send(&f.sqs, &f.url, "still working").await;
+    assert!(
+        a.wait_log("job finished", Duration::from_secs(15)).await,
+        "intake resumed; log:\n{}",
+        a.logs()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dry_run_makes_no_mutating_call() {
+    let f = fleet("dry", "10m").await;
+    let fixture = LifecycleFixture::start(f.moto.port, "dry", "none", &f.me).await;
+    let a = agent(
+        &f,
+        "cat >/dev/null; sleep 1",
+        "idle_timeout = \"2s\"\nmin_lifetime = \"0s\"\ndry_run = true",
+        &fixture.endpoint,
+    );
+    send(&f.sqs, &f.url, "work").await;
+    assert!(
+        a.wait_log("dry run: would pause intake", Duration::from_secs(20))
+            .await,
+        "log:\n{}",
+        a.logs()
+    );
+    assert!(a.logs().contains("dry run: would SetInstanceProtection"));
+    let mutating = fixture
+        .actions()
+        .iter()
+        .filter(|a| a.starts_with("Set") || a.starts_with("Terminate") || a.starts_with("Update"))
+        .count();
+    assert_eq!(mutating, 0, "calls seen: {:?}", fixture.actions());
+    assert!(
+        fixture
+            .actions()
+            .iter()
+            .any(|a| a == "DescribeAutoScalingGroups"),
+        "{:?}",
+        fixture.actions()
+    );
+    assert_eq!(desired(&f.asg, "dry").await, 3);
+    assert_eq!(protected(&f.asg, &f.me).await, Some(false));
+}
