@@ -81,10 +81,10 @@ def stop_agent(p, log_path):
     p.send_signal(signal.SIGTERM)
     p.wait(timeout=60)
     text = open(log_path).read()
-    m = re.search(r'sqs_requests=(.*)$', text, re.M)
+    m = re.search(r'sqs_requests="?([A-Za-z]+=\d+(?: [A-Za-z]+=\d+)*)', text)
     counts = {}
     if m:
-        for kv in m.group(1).strip().strip('"').split():
+        for kv in m.group(1).split():
             k, v = kv.split("=")
             counts[k] = int(v)
     return counts

@@ -5,7 +5,10 @@ hundred prime-counting jobs. A few seconds in, the demo gives A a spot
 interruption notice with the simulator's one command (printed, so you can
 do it by hand). A stops receiving, lets short jobs finish, stops the slow
 ones and hands their messages back; instance B takes over and finishes the
-queue. Started by scripts/demo; leaves nothing running.
+queue. Both are members of an Auto Scaling group (in the emulator); once
+the queue is empty and B has been idle a few seconds, B removes itself
+from the group, decrementing its desired capacity. Started by
+scripts/demo; leaves nothing running.
 """
 import argparse
 import json
@@ -52,13 +55,13 @@ def depth(sqs, url):
 class Instance:
     """One simulated worker instance: a metadata simulator and drainerd."""
 
-    def __init__(self, name, work, url, endpoint, concurrency, procs):
+    def __init__(self, name, instance_id, work, url, endpoint, concurrency, procs):
         self.name = name
         self.metadata_port, self.control_port = free_port(), free_port()
         sim = subprocess.Popen(
             [os.path.join(TARGET, "imds-sim"), "serve",
              "--listen", f"127.0.0.1:{self.metadata_port}", "--control", f"127.0.0.1:{self.control_port}",
-             "--instance-id", f"i-0demo{name.lower()}000000000", "--launched-ago", "3m"],
+             "--instance-id", instance_id, "--launched-ago", "3m"],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         procs.append(sim)
         wait_port(self.control_port, sim, "imds-sim")
@@ -90,6 +93,10 @@ spot_margin = "10s"
 
 [fleet]
 endpoint_url = "{endpoint}"
+idle_timeout = "5s"
+min_lifetime = "0s"
+check_interval = "1s"
+protection_linger = "2s"
 """)
         self.log_path = os.path.join(work, f"drainerd-{name}.log")
         env = dict(os.environ, AWS_ACCESS_KEY_ID="test", AWS_SECRET_ACCESS_KEY="test")
@@ -146,7 +153,21 @@ def main():
                 {"Id": str(j), "MessageBody": b} for j, b in enumerate(bodies[i: i + 10])])
         print(f"==> enqueued {len(bodies)} jobs (3 slow ones, 1 poison message)")
 
-        a = Instance("A", work, url, endpoint, args.concurrency, procs)
+        asg = boto3.client("autoscaling", endpoint_url=endpoint, region_name="us-east-1",
+                           aws_access_key_id="test", aws_secret_access_key="test")
+        asg.create_launch_configuration(LaunchConfigurationName="demo-lc", ImageId="ami-12c6146b",
+                                        InstanceType="t3.micro")
+        asg.create_auto_scaling_group(AutoScalingGroupName="demo-workers", LaunchConfigurationName="demo-lc",
+                                      MinSize=1, MaxSize=4, DesiredCapacity=2, AvailabilityZones=["us-east-1a"])
+        ids = [i["InstanceId"] for i in asg.describe_auto_scaling_groups(
+            AutoScalingGroupNames=["demo-workers"])["AutoScalingGroups"][0]["Instances"]]
+        print(f"==> Auto Scaling group demo-workers: desired 2, min 1, instances {', '.join(ids)}")
+
+        def desired():
+            return asg.describe_auto_scaling_groups(
+                AutoScalingGroupNames=["demo-workers"])["AutoScalingGroups"][0]["DesiredCapacity"]
+
+        a = Instance("A", ids[0], work, url, endpoint, args.concurrency, procs)
         print(f"==> instance A: drainerd ({args.concurrency} slots) with its metadata simulator; log {a.log_path}")
         b = None
         start = time.time()
@@ -163,7 +184,7 @@ def main():
                 print(f"==> spot interruption for A in 25 s:  {' '.join(cmd[1:])}")
                 subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
                 interrupted = True
-                b = Instance("B", work, url, endpoint, args.concurrency, procs)
+                b = Instance("B", ids[1], work, url, endpoint, args.concurrency, procs)
                 print(f"==> instance B starts to take over; log {b.log_path}")
             visible, inflight = depth(sqs, url)
             dead, _ = depth(sqs, dlq)
@@ -178,7 +199,16 @@ def main():
                 break
             if elapsed > 300:
                 sys.exit("demo took too long")
-        print("==> queue drained; stopping both instances (SIGTERM)")
+        print(f"==> queue drained; instance B leaves its group once idle for 5 s (group desired now {desired()})")
+        while "left the Auto Scaling group" not in b.log():
+            time.sleep(1)
+            if time.time() - start > 400:
+                sys.exit("B did not leave its group")
+        for line in b.log().splitlines():
+            if "fleet decision" in line or "TerminateInstanceInAutoScalingGroup" in line or "left the Auto Scaling group" in line:
+                print("   ", line[:220])
+        left_desired = desired()
+        print(f"==> B left the group: desired capacity now {left_desired}; stopping both instances (SIGTERM)")
         for inst in (a, b):
             inst.proc.send_signal(signal.SIGTERM)
         codes = [inst.proc.wait(timeout=60) for inst in (a, b)]
@@ -190,7 +220,7 @@ def main():
         bd = b.counts()[0]
         print(f"==> A: {ad} jobs done, {ah} handed back before its interruption; B: {bd} jobs done; "
               f"{dead} message dead-lettered; exits {codes}; {time.time() - start:.1f}s")
-        if codes != [0, 0] or ad + bd != len(bodies) - 1 or dead != 1 or ah < 1:
+        if codes != [0, 0] or ad + bd != len(bodies) - 1 or dead != 1 or ah < 1 or left_desired != 1:
             sys.exit("demo: unexpected outcome")
     finally:
         for p in reversed(procs):

@@ -235,7 +235,15 @@ pub async fn run(
     let _ = settler.await;
     let summary = stats.summary(true);
     notifier.status(&summary);
-    tracing::info!(summary = %summary, sqs_requests = %stats.requests_summary(), "drainerd stopped; every message was settled");
+    let (asg, md) = (
+        stats.asg_ok.load(std::sync::atomic::Ordering::Relaxed)
+            + stats.asg_err.load(std::sync::atomic::Ordering::Relaxed),
+        stats.metadata_ok.load(std::sync::atomic::Ordering::Relaxed)
+            + stats
+                .metadata_err
+                .load(std::sync::atomic::Ordering::Relaxed),
+    );
+    tracing::info!(summary = %summary, sqs_requests = %stats.requests_summary(), autoscaling_requests = asg, metadata_requests = md, "drainerd stopped; every message was settled");
     if st.failed {
         return Err(AgentError::Internal(
             "the receive loop ended abnormally".into(),

@@ -137,20 +137,29 @@ impl Membership {
                 short(&verdict),
                 yes_no(protected)
             ));
-            if verdict.reason() != last_reason {
+            // Log when the kind of verdict changes, not every tick of its clock.
+            let shape: String = verdict
+                .reason()
+                .chars()
+                .filter(|c| !c.is_ascii_digit())
+                .collect();
+            let changed = shape != last_reason;
+            if changed {
                 tracing::info!(
                     leave = verdict.leaves(),
                     reason = verdict.reason(),
                     dry_run = self.cfg.dry_run,
                     "fleet decision"
                 );
-                last_reason = verdict.reason().to_string();
+                last_reason = shape;
             }
             if !verdict.leaves() {
                 continue;
             }
             if self.cfg.dry_run {
-                tracing::info!(reason = verdict.reason(), "dry run: would pause intake, drop scale-in protection and TerminateInstanceInAutoScalingGroup (decrement)");
+                if changed {
+                    tracing::info!(reason = verdict.reason(), "dry run: would pause intake, drop scale-in protection and TerminateInstanceInAutoScalingGroup (decrement)");
+                }
                 continue;
             }
             match self.leave(&mut protected).await {
