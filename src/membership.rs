@@ -23,8 +23,9 @@ use crate::leave::{self, Billing, Inputs, Rules, Verdict};
 use crate::queue::Queue;
 use crate::stats::Stats;
 
-/// Group figures are re-read this often (and always right before leaving).
-const GROUP_REFRESH: Duration = Duration::from_secs(600);
+/// Group figures are re-read every this many checks (10 min at the default
+/// 30 s), and always right before leaving.
+const GROUP_REFRESH_CHECKS: u32 = 20;
 
 pub struct Membership {
     pub fleet: Arc<Fleet>,
@@ -109,7 +110,11 @@ impl Membership {
             // The decision, first on cached group figures and no backlog
             // (cheap: no request); only a would-leave is checked afresh.
             let size = match group {
-                Some((g, at)) if at.elapsed() < GROUP_REFRESH => g,
+                Some((g, at))
+                    if at.elapsed() < self.cfg.check_interval.0 * GROUP_REFRESH_CHECKS =>
+                {
+                    g
+                }
                 _ => match self.fleet.size().await {
                     Ok(g) => {
                         group = Some((g, Instant::now()));

@@ -107,6 +107,16 @@ async fn an_idle_instance_leaves_its_group_with_decrement() {
         2,
         "desired capacity decremented 3 -> 2"
     );
+    let terminated = eventually(Duration::from_secs(10), || async {
+        let state = ec2_state(&f.moto.endpoint, &f.me);
+        (state == "terminated" || state == "shutting-down").then_some(())
+    })
+    .await;
+    assert!(
+        terminated.is_some(),
+        "EC2 shows {}",
+        ec2_state(&f.moto.endpoint, &f.me)
+    );
     assert!(
         a.wait_log("left the Auto Scaling group", Duration::from_secs(5))
             .await,

@@ -585,3 +585,22 @@ pub async fn create_group(asg: &aws_sdk_autoscaling::Client, name: &str, size: i
         .map(|i| i.instance_id().unwrap().to_string())
         .collect()
 }
+
+/// The EC2 state of `instance_id` in moto ("running", "terminated", ...),
+/// read with boto3 from `.venv` (drainerd itself never calls EC2).
+pub fn ec2_state(endpoint: &str, instance_id: &str) -> String {
+    let script = "import boto3, sys\n\
+        ec2 = boto3.client('ec2', endpoint_url=sys.argv[1], region_name='us-east-1', aws_access_key_id='test', aws_secret_access_key='test')\n\
+        r = ec2.describe_instances(InstanceIds=[sys.argv[2]])\n\
+        print(r['Reservations'][0]['Instances'][0]['State']['Name'])\n";
+    let out = Command::new(Path::new(ROOT).join(".venv/bin/python"))
+        .args(["-c", script, endpoint, instance_id])
+        .output()
+        .expect("run the venv's python");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
