@@ -13,24 +13,15 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 
-import boto3
+from common import ROOT, client, start_moto
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-VENV = os.path.join(ROOT, ".venv", "bin")
 BIN = os.path.join(ROOT, "target", "release", "drainerd")
 TICK_MS = 1000.0 / os.sysconf("SC_CLK_TCK")
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def proc_cpu_ms(pid):
@@ -98,19 +89,9 @@ def main():
     args = ap.parse_args()
 
     work = tempfile.mkdtemp(prefix="drainerd-bench-")
-    port = free_port()
-    endpoint = f"http://127.0.0.1:{port}"
-    moto = subprocess.Popen([os.path.join(VENV, "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    moto, endpoint = start_moto()
     try:
-        for _ in range(200):
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
-            except OSError:
-                time.sleep(0.05)
-        sqs = boto3.client("sqs", endpoint_url=endpoint, region_name="us-east-1",
-                           aws_access_key_id="test", aws_secret_access_key="test")
+        sqs = client("sqs", endpoint)
         url = sqs.create_queue(QueueName="bench")["QueueUrl"]
 
         floor = json.loads(subprocess.check_output(

@@ -2,46 +2,22 @@
 import os
 import re
 import signal
-import socket
 import subprocess
-import sys
 import tempfile
 import time
 
-import boto3
+from common import ROOT, TARGET, client, free_port, start_moto, wait_port
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-VENV = os.path.join(ROOT, ".venv", "bin")
-TARGET = os.path.join(ROOT, "target", "debug")
 SCALE = 30  # 1 s here = 30 s at default timers
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_port(port):
-    for _ in range(400):
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return
-        except OSError:
-            time.sleep(0.05)
-    sys.exit(f"port {port} never opened")
 
 
 def main():
     work = tempfile.mkdtemp(prefix="drainerd-bench-fleet-")
-    port, sim_port, ctl_port = free_port(), free_port(), free_port()
-    endpoint = f"http://127.0.0.1:{port}"
-    procs = [subprocess.Popen([os.path.join(VENV, "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)]
+    sim_port, ctl_port = free_port(), free_port()
+    moto, endpoint = start_moto()
+    procs = [moto]
     try:
-        wait_port(port)
-        kw = dict(endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id="test", aws_secret_access_key="test")
-        sqs, asg = boto3.client("sqs", **kw), boto3.client("autoscaling", **kw)
+        sqs, asg = client("sqs", endpoint), client("autoscaling", endpoint)
         url = sqs.create_queue(QueueName="fleet")["QueueUrl"]
         asg.create_launch_configuration(LaunchConfigurationName="lc", ImageId="ami-12c6146b", InstanceType="t3.micro")
         asg.create_auto_scaling_group(AutoScalingGroupName="g", LaunchConfigurationName="lc", MinSize=1, MaxSize=4,

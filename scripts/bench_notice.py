@@ -5,34 +5,13 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 from datetime import datetime
 
-import boto3
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-VENV = os.path.join(ROOT, ".venv", "bin")
-TARGET = os.path.join(ROOT, "target", "debug")
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_port(port):
-    for _ in range(400):
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return
-        except OSError:
-            time.sleep(0.05)
-    sys.exit(f"port {port} never opened")
+from common import TARGET, client, free_port, start_moto, wait_port
 
 
 def control(port, method, path, body=""):
@@ -123,19 +102,16 @@ def main():
     ap.add_argument("--runs", type=int, default=20)
     args = ap.parse_args()
     work = tempfile.mkdtemp(prefix="drainerd-bench-notice-")
-    port, sim_port, ctl_port = free_port(), free_port(), free_port()
-    endpoint = f"http://127.0.0.1:{port}"
+    sim_port, ctl_port = free_port(), free_port()
+    moto, endpoint = start_moto()
     procs = [
-        subprocess.Popen([os.path.join(VENV, "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
-                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL),
+        moto,
         subprocess.Popen([os.path.join(TARGET, "imds-sim"), "serve", "--listen", f"127.0.0.1:{sim_port}",
                           "--control", f"127.0.0.1:{ctl_port}"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL),
     ]
     try:
-        wait_port(port)
         wait_port(ctl_port)
-        sqs = boto3.client("sqs", endpoint_url=endpoint, region_name="us-east-1",
-                           aws_access_key_id="test", aws_secret_access_key="test")
+        sqs = client("sqs", endpoint)
         print()
         print(f"spot notice reaction, {args.runs} runs per poll interval (2 running jobs each run)")
         for poll in (5, 1):

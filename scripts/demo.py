@@ -15,36 +15,12 @@ import json
 import os
 import random
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 
-import boto3
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-VENV = os.path.join(ROOT, ".venv", "bin")
-TARGET = os.path.join(ROOT, "target", "debug")
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_port(port, proc, what, limit=20):
-    start = time.time()
-    while time.time() - start < limit:
-        if proc.poll() is not None:
-            sys.exit(f"{what} exited early")
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return
-        except OSError:
-            time.sleep(0.05)
-    sys.exit(f"{what} did not start")
+from common import ROOT, TARGET, VENV, client, free_port, start_moto, wait_port
 
 
 def depth(sqs, url):
@@ -125,16 +101,11 @@ def main():
 
     work = tempfile.mkdtemp(prefix="drainerd-demo-")
     procs = []
-    port = free_port()
-    endpoint = f"http://127.0.0.1:{port}"
-    print(f"==> starting the AWS emulator (moto) on {endpoint}")
-    moto = subprocess.Popen([os.path.join(VENV, "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    moto, endpoint = start_moto()
     procs.append(moto)
+    print(f"==> started the AWS emulator (moto) on {endpoint}")
     try:
-        wait_port(port, moto, "moto_server")
-        sqs = boto3.client("sqs", endpoint_url=endpoint, region_name="us-east-1",
-                           aws_access_key_id="test", aws_secret_access_key="test")
+        sqs = client("sqs", endpoint)
         dlq = sqs.create_queue(QueueName="demo-jobs-dlq")["QueueUrl"]
         dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
         url = sqs.create_queue(
@@ -153,8 +124,7 @@ def main():
                 {"Id": str(j), "MessageBody": b} for j, b in enumerate(bodies[i: i + 10])])
         print(f"==> enqueued {len(bodies)} jobs (3 slow ones, 1 poison message)")
 
-        asg = boto3.client("autoscaling", endpoint_url=endpoint, region_name="us-east-1",
-                           aws_access_key_id="test", aws_secret_access_key="test")
+        asg = client("autoscaling", endpoint)
         asg.create_launch_configuration(LaunchConfigurationName="demo-lc", ImageId="ami-12c6146b",
                                         InstanceType="t3.micro")
         asg.create_auto_scaling_group(AutoScalingGroupName="demo-workers", LaunchConfigurationName="demo-lc",

@@ -118,20 +118,7 @@ impl Queue {
     /// # Errors
     /// The failed call; `missing` is set when the queue does not exist.
     pub async fn check(&self) -> Result<(), QueueError> {
-        let r = self
-            .client
-            .get_queue_attributes()
-            .queue_url(&self.url)
-            .attribute_names(QueueAttributeName::VisibilityTimeout)
-            .send()
-            .await;
-        match r {
-            Ok(_) => {
-                self.stats.request(Api::GetQueueAttributes, true);
-                Ok(())
-            }
-            Err(e) => Err(self.error(Api::GetQueueAttributes, &e)),
-        }
+        self.backlog().await.map(|_| ())
     }
 
     /// The queue's visible backlog (ApproximateNumberOfMessages).
@@ -218,16 +205,7 @@ impl Queue {
         match r {
             Ok(out) => {
                 self.stats.request(Api::DeleteMessageBatch, true);
-                Ok(out
-                    .failed()
-                    .iter()
-                    .map(|f| EntryFailure {
-                        index: f.id().parse().unwrap_or(usize::MAX),
-                        code: f.code().to_string(),
-                        message: f.message().unwrap_or_default().to_string(),
-                        sender_fault: f.sender_fault(),
-                    })
-                    .collect())
+                Ok(entry_failures(out.failed()))
             }
             Err(e) => Err(self.error(Api::DeleteMessageBatch, &e)),
         }
@@ -264,20 +242,23 @@ impl Queue {
         match r {
             Ok(out) => {
                 self.stats.request(Api::ChangeMessageVisibilityBatch, true);
-                Ok(out
-                    .failed()
-                    .iter()
-                    .map(|f| EntryFailure {
-                        index: f.id().parse().unwrap_or(usize::MAX),
-                        code: f.code().to_string(),
-                        message: f.message().unwrap_or_default().to_string(),
-                        sender_fault: f.sender_fault(),
-                    })
-                    .collect())
+                Ok(entry_failures(out.failed()))
             }
             Err(e) => Err(self.error(Api::ChangeMessageVisibilityBatch, &e)),
         }
     }
+}
+
+fn entry_failures(failed: &[aws_sdk_sqs::types::BatchResultErrorEntry]) -> Vec<EntryFailure> {
+    failed
+        .iter()
+        .map(|f| EntryFailure {
+            index: f.id().parse().unwrap_or(usize::MAX),
+            code: f.code().to_string(),
+            message: f.message().unwrap_or_default().to_string(),
+            sender_fault: f.sender_fault(),
+        })
+        .collect()
 }
 
 /// Plain values from an SDK message. A message without an id or receipt

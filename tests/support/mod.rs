@@ -92,13 +92,7 @@ pub fn sqs_client(endpoint: &str) -> aws_sdk_sqs::Client {
         .region(Region::new("us-east-1"))
         .endpoint_url(endpoint)
         .credentials_provider(Credentials::new("test", "test", None, None, "tests"))
-        .http_client(
-            aws_smithy_http_client::Builder::new()
-                .tls_provider(aws_smithy_http_client::tls::Provider::Rustls(
-                    aws_smithy_http_client::tls::rustls_provider::CryptoMode::Ring,
-                ))
-                .build_https(),
-        )
+        .http_client(drainerd::aws::https_client())
         .build();
     aws_sdk_sqs::Client::from_conf(conf)
 }
@@ -542,13 +536,7 @@ pub fn asg_client(endpoint: &str) -> aws_sdk_autoscaling::Client {
         .credentials_provider(aws_sdk_autoscaling::config::Credentials::new(
             "test", "test", None, None, "tests",
         ))
-        .http_client(
-            aws_smithy_http_client::Builder::new()
-                .tls_provider(aws_smithy_http_client::tls::Provider::Rustls(
-                    aws_smithy_http_client::tls::rustls_provider::CryptoMode::Ring,
-                ))
-                .build_https(),
-        )
+        .http_client(drainerd::aws::https_client())
         .build();
     aws_sdk_autoscaling::Client::from_conf(conf)
 }

@@ -1,0 +1,46 @@
+"""Helpers shared by the demo and the benchmark scripts: free ports, the
+local AWS emulator (moto from ./.venv) and boto3 clients for it."""
+import os
+import socket
+import subprocess
+import sys
+import time
+
+import boto3
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+VENV = os.path.join(ROOT, ".venv", "bin")
+TARGET = os.path.join(ROOT, "target", "debug")
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_port(port, proc=None, what="server", limit=20):
+    start = time.time()
+    while time.time() - start < limit:
+        if proc is not None and proc.poll() is not None:
+            sys.exit(f"{what} exited early")
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    sys.exit(f"{what} did not start on port {port}")
+
+
+def start_moto():
+    """Starts moto on a free port; returns (process, endpoint URL)."""
+    port = free_port()
+    proc = subprocess.Popen([os.path.join(VENV, "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wait_port(port, proc, "moto_server")
+    return proc, f"http://127.0.0.1:{port}"
+
+
+def client(service, endpoint):
+    return boto3.client(service, endpoint_url=endpoint, region_name="us-east-1",
+                        aws_access_key_id="test", aws_secret_access_key="test")
