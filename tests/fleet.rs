@@ -309,3 +309,49 @@ async fn dry_run_makes_no_mutating_call() {
     assert_eq!(desired(&f.asg, "dry").await, 3);
     assert_eq!(protected(&f.asg, &f.me).await, Some(false));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_leaving_it_powers_off_through_systemd_if_still_running() {
+    let f = fleet("poweroff", "10m").await;
+    // A stand-in `systemctl` first on PATH records what drainerd asks of it.
+    let bin = f.wd.path("bin");
+    std::fs::create_dir(&bin).unwrap();
+    let asked = f.wd.path("systemctl-args");
+    f.wd.script(
+        "bin/systemctl",
+        &format!("echo \"$@\" >> {}", asked.display()),
+    );
+    let script = f.wd.script("job.sh", "cat >/dev/null");
+    let cfg = f.wd.config(
+        &f.moto.endpoint,
+        &f.url,
+        &[script.to_str().unwrap()],
+        "[fleet]\ncheck_interval = \"1s\"\nidle_timeout = \"2s\"\nmin_lifetime = \"0s\"\npoweroff_after = \"2s\"",
+    );
+    let mut env = f.sim.env();
+    env.push(("DRAINERD_FLEET_ENDPOINT_URL", f.moto.endpoint.clone()));
+    env.push((
+        "PATH",
+        format!("{}:{}", bin.display(), std::env::var("PATH").unwrap()),
+    ));
+    let a = start_agent(&cfg, &env);
+    assert!(
+        a.wait_log("left the Auto Scaling group", Duration::from_secs(20))
+            .await,
+        "log:\n{}",
+        a.logs()
+    );
+    assert!(
+        read_lines(&asked).is_empty(),
+        "no power-off before poweroff_after"
+    );
+    let off = eventually(Duration::from_secs(10), || async {
+        (read_lines(&asked) == vec!["poweroff"]).then_some(())
+    })
+    .await;
+    assert!(
+        off.is_some(),
+        "systemctl poweroff was not run; log:\n{}",
+        a.logs()
+    );
+}
