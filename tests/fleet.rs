@@ -46,7 +46,7 @@ async fn fleet(group: &str, launched_ago: &str) -> Fleet {
     let sqs = moto.sqs();
     let (url, _) = create_queue(&sqs, "work", None).await;
     let asg = asg_client(&moto.endpoint);
-    let me = create_group(&asg, group, 3).await[0].clone();
+    let me = create_group(&asg, &moto.endpoint, group, 3).await[0].clone();
     let sim = ImdsSim::start(&me);
     sim.call(
         "POST",

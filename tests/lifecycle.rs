@@ -14,7 +14,7 @@ async fn target_lifecycle_terminated_drains_heartbeats_and_completes_the_hook() 
     let sqs = moto.sqs();
     let (url, _) = create_queue(&sqs, "lifecycle", None).await;
     let asg = asg_client(&moto.endpoint);
-    let instances = create_group(&asg, "workers", 1).await;
+    let instances = create_group(&asg, &moto.endpoint, "workers", 1).await;
     let me = instances[0].clone();
     asg.put_lifecycle_hook()
         .auto_scaling_group_name("workers")

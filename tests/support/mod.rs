@@ -541,19 +541,35 @@ pub fn asg_client(endpoint: &str) -> aws_sdk_autoscaling::Client {
     aws_sdk_autoscaling::Client::from_conf(conf)
 }
 
-/// A group of `size` instances (min 1, max 5) from a launch configuration;
-/// returns its instance ids.
-pub async fn create_group(asg: &aws_sdk_autoscaling::Client, name: &str, size: i32) -> Vec<String> {
-    asg.create_launch_configuration()
-        .launch_configuration_name(format!("{name}-lc"))
-        .image_id("ami-12c6146b")
-        .instance_type("t3.micro")
-        .send()
-        .await
-        .unwrap();
+/// A group of `size` instances (min 1, max 5) from a launch template
+/// (created with boto3 from `.venv`: drainerd has no EC2 client); returns
+/// its instance ids.
+pub async fn create_group(
+    asg: &aws_sdk_autoscaling::Client,
+    endpoint: &str,
+    name: &str,
+    size: i32,
+) -> Vec<String> {
+    let script = "import boto3, sys\n\
+        kw = dict(endpoint_url=sys.argv[1], region_name='us-east-1', aws_access_key_id='test', aws_secret_access_key='test')\n\
+        boto3.client('ec2', **kw).create_launch_template(LaunchTemplateName=sys.argv[2] + '-lt', LaunchTemplateData={'ImageId': 'ami-12c6146b', 'InstanceType': 't3.micro'})\n";
+    let out = Command::new(Path::new(ROOT).join(".venv/bin/python"))
+        .args(["-c", script, endpoint, name])
+        .output()
+        .expect("run the venv's python");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     asg.create_auto_scaling_group()
         .auto_scaling_group_name(name)
-        .launch_configuration_name(format!("{name}-lc"))
+        .launch_template(
+            aws_sdk_autoscaling::types::LaunchTemplateSpecification::builder()
+                .launch_template_name(format!("{name}-lt"))
+                .version("$Latest")
+                .build(),
+        )
         .min_size(1)
         .max_size(5)
         .desired_capacity(size)
