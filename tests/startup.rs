@@ -240,7 +240,7 @@ async fn sigterm_on_an_idle_agent_ends_after_the_current_long_poll() {
     // The receive in flight finishes (at most one long poll); no new one starts.
     assert_eq!(after, 0, "a receive was started after SIGTERM");
     assert!(
-        start.elapsed() < Duration::from_millis(3500),
+        start.elapsed() < Duration::from_secs(5),
         "took {:?}",
         start.elapsed()
     );

@@ -1,0 +1,111 @@
+//! The systemd units: they verify cleanly, their sandbox stays tight, and
+//! their stop timeout leaves drainerd time to hand work back.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+const ROOT: &str = env!("CARGO_MANIFEST_DIR");
+
+/// A throwaway root holding the units, systemd's own units, and the binaries
+/// the units name, so `systemd-analyze --root` can check them offline.
+fn unit_root() -> tempfile::TempDir {
+    let root = tempfile::tempdir().unwrap();
+    let r = root.path();
+    for d in ["usr/bin", "bin", "etc/systemd/system", "usr/lib/systemd"] {
+        std::fs::create_dir_all(r.join(d)).unwrap();
+    }
+    std::fs::copy(env!("CARGO_BIN_EXE_drainerd"), r.join("usr/bin/drainerd")).unwrap();
+    std::fs::copy("/bin/kill", r.join("bin/kill")).unwrap();
+    for unit in ["drainerd.service", "drainerd@.service"] {
+        std::fs::copy(
+            Path::new(ROOT).join("systemd").join(unit),
+            r.join("etc/systemd/system").join(unit),
+        )
+        .unwrap();
+    }
+    let status = Command::new("cp")
+        .args(["-r", "/lib/systemd/system"])
+        .arg(r.join("usr/lib/systemd"))
+        .status()
+        .unwrap();
+    assert!(status.success());
+    root
+}
+
+fn analyze(args: &[&str], root: &Path) -> (bool, String) {
+    let out = Command::new("systemd-analyze")
+        .args(args)
+        .arg(format!("--root={}", root.display()))
+        .output()
+        .expect("systemd-analyze (Debian package systemd) is needed for this test");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
+#[test]
+fn both_units_verify_without_a_word() {
+    let root = unit_root();
+    let (ok, text) = analyze(
+        &["verify", "drainerd.service", "drainerd@fast.service"],
+        root.path(),
+    );
+    assert!(
+        ok && text.trim().is_empty(),
+        "systemd-analyze verify:\n{text}"
+    );
+}
+
+#[test]
+fn both_units_keep_an_exposure_score_at_or_below_3() {
+    let root = unit_root();
+    for unit in ["drainerd.service", "drainerd@fast.service"] {
+        let (_, text) = analyze(&["security", "--offline=true", unit], root.path());
+        let score: f64 = text
+            .lines()
+            .find_map(|l| l.split("Overall exposure level for ").nth(1))
+            .and_then(|l| l.split(": ").nth(1))
+            .and_then(|l| l.split_whitespace().next())
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| panic!("no score in:\n{text}"));
+        println!("{unit}: exposure {score}");
+        assert!(score <= 3.0, "{unit}: exposure {score} > 3.0\n{text}");
+    }
+}
+
+fn unit_value(unit: &str, key: &str) -> String {
+    let text = std::fs::read_to_string(PathBuf::from(ROOT).join("systemd").join(unit)).unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix(&format!("{key}=")))
+        .unwrap_or_else(|| panic!("{unit} has no {key}="))
+        .to_string()
+}
+
+#[test]
+fn the_stop_timeout_covers_a_full_drain() {
+    // The defaults an operator gets: a long poll in flight, the drain
+    // timeout, then the kill grace, all before systemd's SIGKILL.
+    let c = drainerd::config::Config::from_str_with_env(
+        "[queue]\nurl = \"https://sqs.us-east-1.amazonaws.com/1/q\"\n[job]\ncommand = [\"/bin/true\"]\n",
+        Path::new("defaults.toml"),
+        &std::collections::BTreeMap::new(),
+    )
+    .unwrap();
+    let needed = c.queue.wait_time.0 + c.agent.drain_timeout.0 + c.job.kill_grace.0;
+    for unit in ["drainerd.service", "drainerd@.service"] {
+        let stop = humantime::parse_duration(&unit_value(unit, "TimeoutStopSec")).unwrap();
+        assert!(
+            stop > needed,
+            "{unit}: TimeoutStopSec {stop:?} <= {needed:?}"
+        );
+        assert_eq!(
+            unit_value(unit, "KillMode"),
+            "mixed",
+            "{unit}: SIGTERM to drainerd alone"
+        );
+        assert_eq!(unit_value(unit, "Type"), "notify");
+    }
+}
