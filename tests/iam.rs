@@ -1,0 +1,72 @@
+//! The IAM policy in packaging/ grants exactly the AWS actions drainerd's
+//! code calls: no more (least privilege), no fewer (nothing fails with
+//! AccessDenied in production).
+
+use std::collections::BTreeSet;
+use std::path::Path;
+
+const ROOT: &str = env!("CARGO_MANIFEST_DIR");
+
+fn pascal(snake: &str) -> String {
+    snake
+        .split('_')
+        .map(|w| {
+            let mut c = w.chars();
+            c.next()
+                .map(|f| f.to_ascii_uppercase().to_string() + c.as_str())
+                .unwrap_or_default()
+        })
+        .collect()
+}
+
+/// `service:Action` for every `.client.<operation>()` call in `file`.
+fn calls(file: &str, service: &str) -> BTreeSet<String> {
+    let text: String = std::fs::read_to_string(Path::new(ROOT).join("src").join(file))
+        .unwrap()
+        .chars()
+        .filter(|c| !c.is_whitespace())
+        .collect();
+    text.split(".client.")
+        .skip(1)
+        .filter_map(|rest| rest.split_once("()").map(|(op, _)| op.to_string()))
+        .filter(|op| op.chars().all(|c| c.is_ascii_lowercase() || c == '_'))
+        .map(|op| {
+            // Batch calls are authorized by the single-message action.
+            let action = pascal(&op)
+                .replace("MessageBatch", "Message")
+                .replace("VisibilityBatch", "Visibility");
+            format!("{service}:{action}")
+        })
+        .collect()
+}
+
+#[test]
+fn the_policy_lists_exactly_the_actions_the_code_calls() {
+    let mut code = calls("queue.rs", "sqs");
+    code.extend(calls("fleet.rs", "autoscaling"));
+    assert!(
+        code.contains("sqs:ReceiveMessage")
+            && code.contains("autoscaling:TerminateInstanceInAutoScalingGroup"),
+        "{code:?}"
+    );
+
+    let policy: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(Path::new(ROOT).join("packaging/iam-policy.json")).unwrap(),
+    )
+    .expect("packaging/iam-policy.json is valid JSON");
+    assert_eq!(policy["Version"], "2012-10-17");
+    let granted: BTreeSet<String> = policy["Statement"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .inspect(|s| assert_eq!(s["Effect"], "Allow"))
+        .flat_map(|s| {
+            s["Action"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|a| a.as_str().unwrap().to_string())
+        })
+        .collect();
+    assert_eq!(granted, code, "policy actions vs SDK calls in src/");
+}
