@@ -15,6 +15,11 @@ use crate::duration::Dur;
 use crate::env::{self, EnvSource};
 use crate::leave::Billing;
 
+/// `queue.url = "tag:KEY"`: the URL is the value of the instance tag KEY,
+/// read at start from instance metadata (`tags/instance/KEY`; the instance
+/// must have instance metadata tags enabled).
+pub const TAG_PREFIX: &str = "tag:";
+
 /// SQS refuses a long poll above 20 s.
 pub const MAX_WAIT: Duration = Duration::from_secs(20);
 /// SQS caps a message's visibility at 12 h from its receipt.
@@ -465,11 +470,19 @@ impl Config {
         };
         let q = &self.queue;
         let j = &self.job;
-        if !(q.url.starts_with("https://") || q.url.starts_with("http://")) {
+        let from_tag = q.url.strip_prefix(TAG_PREFIX);
+        if from_tag.is_some_and(|k| k.is_empty() || k.contains('/')) {
+            return Err(bad(
+                "queue.url",
+                format!("is {:?}, an empty or invalid tag key", q.url),
+                "write tag:KEY with the instance tag's key, e.g. tag:drainerd-queue-url",
+            ));
+        }
+        if from_tag.is_none() && !(q.url.starts_with("https://") || q.url.starts_with("http://")) {
             return Err(bad(
                 "queue.url",
                 format!("is {:?}, not a queue URL", q.url),
-                "set it to the queue's URL, e.g. https://sqs.us-east-1.amazonaws.com/123456789012/jobs",
+                "set it to the queue's URL, e.g. https://sqs.us-east-1.amazonaws.com/123456789012/jobs, or tag:KEY to read it from an instance tag",
             ));
         }
         if q.wait_time.0 > MAX_WAIT {
@@ -663,7 +676,10 @@ impl Config {
                 out.push((field, a, b));
             }
         };
-        cmp("queue.url", self.queue.url.clone(), new.queue.url.clone());
+        // A URL read from an instance tag is compared as the tag reference.
+        if !new.queue.url.starts_with(TAG_PREFIX) {
+            cmp("queue.url", self.queue.url.clone(), new.queue.url.clone());
+        }
         cmp(
             "queue.region",
             format!("{:?}", self.queue.region),

@@ -95,6 +95,12 @@ fn run(path: PathBuf, log_format: LogFormat) -> ExitCode {
             return ExitCode::from(exit::SOFTWARE as u8);
         }
     };
+    let mut config = config;
+    if let Err(e) = rt.block_on(drainerd::startup::resolve_instance_tags(&mut config)) {
+        tracing::error!(error = %e, "bad configuration");
+        eprintln!("drainerd: config {}: {e}", path.display());
+        return ExitCode::from(exit::CONFIG as u8);
+    }
     let result = rt.block_on(async move {
         let (tx, rx) = tokio::sync::mpsc::channel::<Control>(16);
         if let Err(e) = drainerd::signals::forward(tx.clone()) {

@@ -23,6 +23,46 @@ use crate::stats::Stats;
 /// without an identity (off EC2, or IMDS disabled on the instance).
 const IDENTITY_PATIENCE: Duration = Duration::from_secs(10);
 
+/// Resolves `queue.url = "tag:KEY"` from the instance tag KEY in instance
+/// metadata, so one image serves many groups (the launch template tags the
+/// instance with its queue).
+///
+/// # Errors
+/// A message for exit 78: metadata off, the tag absent, or metadata silent.
+pub async fn resolve_instance_tags(config: &mut Config) -> Result<(), String> {
+    let Some(key) = config
+        .queue
+        .url
+        .strip_prefix(crate::config::TAG_PREFIX)
+        .map(str::to_string)
+    else {
+        return Ok(());
+    };
+    let field = format!("queue.url = \"tag:{key}\"");
+    if !config.metadata.enabled {
+        return Err(format!("{field} needs instance metadata, but metadata.enabled = false; set the URL itself or enable metadata"));
+    }
+    let md = Metadata::new(
+        &config.metadata,
+        crate::aws::https_client(),
+        Arc::new(Stats::default()),
+    )?;
+    let path = format!("/latest/meta-data/tags/instance/{key}");
+    match tokio::time::timeout(IDENTITY_PATIENCE, md.get(&path)).await {
+        Ok(Ok(Some(url))) if url.starts_with("https://") || url.starts_with("http://") => {
+            tracing::info!(tag = %key, queue_url = %url.trim(), "queue URL from instance tag");
+            config.queue.url = url.trim().to_string();
+            Ok(())
+        }
+        Ok(Ok(Some(v))) => Err(format!("{field}: the tag's value {v:?} is not a queue URL; fix the tag on the instance or launch template")),
+        Ok(Ok(None)) => Err(format!(
+            "{field}: instance tag {key} not found; tag the instance (launch template tag specification) and enable instance metadata tags (InstanceMetadataTags=enabled)"
+        )),
+        Ok(Err(e)) => Err(format!("{field}: cannot read instance metadata: {e}")),
+        Err(_) => Err(format!("{field}: instance metadata did not answer within 10s")),
+    }
+}
+
 /// Builds the agent's dependencies and starts the metadata watcher, which
 /// sends its events on `tx` until `stop`.
 pub async fn deps(

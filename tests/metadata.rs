@@ -284,3 +284,59 @@ async fn a_misbehaving_metadata_service_is_survived() {
     );
     assert!(agent.logs().contains("draining: stopped receiving"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_queue_url_can_come_from_an_instance_tag() {
+    let moto = Moto::start();
+    let sqs = moto.sqs();
+    let (url, _) = create_queue(&sqs, "tagged", None).await;
+    let sim = ImdsSim::start("i-0tagged");
+    let wd = Workdir::new();
+    let out = wd.path("ran");
+    let job = wd.script("job.sh", "cat >> \"$OUT\"; echo >> \"$OUT\"");
+    let cfg = wd.config(
+        &moto.endpoint,
+        "tag:drainerd-queue-url",
+        &[job.to_str().unwrap()],
+        "",
+    );
+    let mut env = sim.env();
+    env.push(("OUT", out.to_str().unwrap().into()));
+    env.push(("DRAINERD_FLEET_ENDPOINT_URL", moto.endpoint.clone()));
+
+    // No such tag (or tags not enabled): a configuration error naming the fix.
+    let refs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let (code, err) = run_to_exit(
+        &[
+            "run",
+            "--config",
+            cfg.to_str().unwrap(),
+            "--log-format",
+            "text",
+        ],
+        &refs,
+    );
+    assert_eq!(code, Some(78), "{err}");
+    assert!(
+        err.contains("instance tag drainerd-queue-url not found")
+            && err.contains("InstanceMetadataTags"),
+        "{err}"
+    );
+
+    sim.call(
+        "POST",
+        "/tags",
+        &serde_json::json!({ "drainerd-queue-url": url }).to_string(),
+    );
+    let agent = start_agent(&cfg, &env);
+    send(&sqs, &url, "via tag").await;
+    let ran = eventually(Duration::from_secs(20), || async {
+        read_lines(&out)
+            .iter()
+            .any(|l| l == "via tag")
+            .then_some(())
+    })
+    .await;
+    assert!(ran.is_some(), "log:\n{}", agent.logs());
+    assert!(agent.logs().contains("queue URL from instance tag"));
+}

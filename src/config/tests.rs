@@ -163,3 +163,24 @@ fn an_idle_timeout_of_zero_is_an_error_not_never() {
     let c = load(&format!("{MIN}[fleet]\nbilling = \"never\"\n"), &[]).unwrap();
     assert_eq!(c.fleet.billing, crate::leave::Billing::Never);
 }
+
+#[test]
+fn the_queue_url_may_name_an_instance_tag() {
+    let c = load(
+        &MIN.replace(
+            "https://sqs.eu-west-1.amazonaws.com/123456789012/jobs",
+            "tag:drainerd-queue",
+        ),
+        &[],
+    )
+    .unwrap();
+    assert_eq!(c.queue.url, "tag:drainerd-queue");
+    let e = err(
+        &MIN.replace(
+            "https://sqs.eu-west-1.amazonaws.com/123456789012/jobs",
+            "tag:",
+        ),
+        &[],
+    );
+    assert!(e.contains("queue.url") && e.contains("tag:KEY"), "{e}");
+}
