@@ -3,7 +3,7 @@
 //!
 //! One module per concern: `config` (+`env`, `duration`) what the operator
 //! asked for; `queue` the SQS edge; `job` one child process; `output` its
-//! logs; `runner` one message's life; `settle` deletes and hand-backs;
+//! logs; `receiver` intake; `runner` one message's life; `settle` deletes and hand-backs;
 //! `heartbeat` lease renewals; `slots` job slots; `policy` the pure timing
 //! decisions; `agent` the supervisor; `notify`, `logging`, `signals` the
 //! systemd and process edges; `stats` what happened.
@@ -26,6 +26,7 @@ pub mod notify;
 pub mod output;
 pub mod policy;
 pub mod queue;
+pub mod receiver;
 pub mod runner;
 pub mod settle;
 pub mod signals;
