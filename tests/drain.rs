@@ -277,17 +277,10 @@ async fn sigterm_finishes_short_jobs_and_hands_the_long_one_back() {
     let sent_term = Instant::now();
 
     // Everything a second consumer receives, in order.
-    let seen = std::sync::Mutex::new(Vec::new());
-    let back = eventually(Duration::from_secs(15), || async {
-        let m = receive_one(&sqs, &url, 1).await?;
-        let hit = (m.0 == long_id).then_some(());
-        seen.lock().unwrap().push(m);
-        hit
-    })
-    .await;
+    let (back, seen) = receive_until(&sqs, &url, &long_id, Duration::from_secs(15)).await;
     let waited = sent_term.elapsed();
     assert!(
-        back.is_some(),
+        back,
         "long job's message not handed back; log:\n{}",
         agent.logs()
     );
@@ -308,7 +301,7 @@ async fn sigterm_finishes_short_jobs_and_hands_the_long_one_back() {
         "no job started after SIGTERM"
     );
     // "late" was never taken (or was handed straight back): it is visible.
-    let late_seen = seen.lock().unwrap().iter().any(|m| m.1 == "late");
+    let late_seen = seen.iter().any(|m| m.1 == "late");
     let late = late_seen
         || receive_one(&sqs, &url, 2)
             .await

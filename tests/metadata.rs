@@ -70,17 +70,10 @@ async fn spot_interruption_settles_every_message_before_the_deadline() {
     send(&sqs, &url, "late").await;
 
     // Another consumer gets the long job's message before the notice time.
-    let seen = std::sync::Mutex::new(Vec::new());
-    let back = eventually(Duration::from_secs(25), || async {
-        let m = receive_one(&sqs, &url, 1).await?;
-        let hit = (m.0 == long_id).then_some(());
-        seen.lock().unwrap().push(m);
-        hit
-    })
-    .await;
+    let (back, seen) = receive_until(&sqs, &url, &long_id, Duration::from_secs(25)).await;
     let got_at = now_ns();
     assert!(
-        back.is_some(),
+        back,
         "long job's message never came back; log:\n{}",
         agent.logs()
     );
@@ -113,7 +106,7 @@ async fn spot_interruption_settles_every_message_before_the_deadline() {
         "nothing starts after the notice"
     );
     // The short jobs' messages are deleted; "late" is still there for others.
-    let late_seen = seen.lock().unwrap().iter().any(|m| m.1 == "late");
+    let late_seen = seen.iter().any(|m| m.1 == "late");
     assert!(
         late_seen
             || receive_one(&sqs, &url, 2)
@@ -211,23 +204,29 @@ async fn a_misbehaving_metadata_service_is_survived() {
         r#"{"garbage": true, "path_prefix": "/latest/meta-data/spot"}"#,
         r#"{"reset": true}"#,
     ];
+    // A job sent now runs, whatever the metadata service is doing.
+    let runs = |body: String, during: &'static str| {
+        let (sqs, url, out, agent) = (&sqs, &url, &out, &agent);
+        async move {
+            send(sqs, url, &body).await;
+            let ran = eventually(Duration::from_secs(15), || async {
+                read_lines(out).contains(&body).then_some(())
+            })
+            .await;
+            assert!(
+                ran.is_some(),
+                "job {body} ({during}) did not run; log:\n{}",
+                agent.logs()
+            );
+        }
+    };
     let mut n = 0;
     for f in faults {
         sim.call("POST", "/faults", f);
         let fault_start = Instant::now();
         for _ in 0..2 {
             n += 1;
-            let body = format!("during-{n}");
-            send(&sqs, &url, &body).await;
-            let ran = eventually(Duration::from_secs(15), || async {
-                read_lines(&out).contains(&body).then_some(())
-            })
-            .await;
-            assert!(
-                ran.is_some(),
-                "job {body} under fault {f} did not run; log:\n{}",
-                agent.logs()
-            );
+            runs(format!("during-{n}"), f).await;
         }
         // Long enough for several polls (and the client's retries) to see it.
         tokio::time::sleep(Duration::from_secs(5).saturating_sub(fault_start.elapsed())).await;
@@ -238,17 +237,7 @@ async fn a_misbehaving_metadata_service_is_survived() {
     let gone = Instant::now();
     while gone.elapsed() < Duration::from_secs(60) {
         n += 1;
-        let body = format!("gone-{n}");
-        send(&sqs, &url, &body).await;
-        let ran = eventually(Duration::from_secs(15), || async {
-            read_lines(&out).contains(&body).then_some(())
-        })
-        .await;
-        assert!(
-            ran.is_some(),
-            "job {body} while metadata was gone did not run; log:\n{}",
-            agent.logs()
-        );
+        runs(format!("gone-{n}"), "metadata gone").await;
         tokio::time::sleep(Duration::from_secs(5)).await;
     }
     tokio::time::sleep(Duration::from_secs(2)).await;

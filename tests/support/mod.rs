@@ -192,6 +192,27 @@ pub async fn receive_one(
     ))
 }
 
+/// Receives as a second consumer until message `id` arrives or `limit`
+/// passes. Returns whether it arrived and every message received on the
+/// way (each stays invisible for 30 s, so a test must look at these rather
+/// than receive them again).
+pub async fn receive_until(
+    sqs: &aws_sdk_sqs::Client,
+    url: &str,
+    id: &str,
+    limit: Duration,
+) -> (bool, Vec<(String, String, u32)>) {
+    let seen = std::sync::Mutex::new(Vec::new());
+    let found = eventually(limit, || async {
+        let m = receive_one(sqs, url, 1).await?;
+        let hit = (m.0 == id).then_some(());
+        seen.lock().unwrap().push(m);
+        hit
+    })
+    .await;
+    (found.is_some(), seen.into_inner().unwrap())
+}
+
 /// Polls `f` until it returns Some or `limit` passes.
 pub async fn eventually<T, F, Fut>(limit: Duration, mut f: F) -> Option<T>
 where
