@@ -87,6 +87,10 @@ pub async fn run(
         reload,
     } = deps;
     wait_for_queue(&queue, config.queue.start_timeout.0).await?;
+    stats
+        .queue_ok
+        .store(true, std::sync::atomic::Ordering::Relaxed);
+    stats.tick();
 
     let slots = Arc::new(Slots::new(config.job.concurrency));
     stats.slots.store(
@@ -217,6 +221,7 @@ pub async fn run(
             }
             _ = watchdog.tick() => notifier.watchdog(),
             _ = status_tick.tick() => {
+                stats.tick();
                 let s = stats.summary(st.draining);
                 if s != status {
                     notifier.status(&s);
@@ -232,14 +237,7 @@ pub async fn run(
     let _ = settler.await;
     let summary = stats.summary(true);
     notifier.status(&summary);
-    let (asg, md) = (
-        stats.asg_ok.load(std::sync::atomic::Ordering::Relaxed)
-            + stats.asg_err.load(std::sync::atomic::Ordering::Relaxed),
-        stats.metadata_ok.load(std::sync::atomic::Ordering::Relaxed)
-            + stats
-                .metadata_err
-                .load(std::sync::atomic::Ordering::Relaxed),
-    );
+    let (asg, md) = (stats.asg.total(), stats.metadata.total());
     tracing::info!(summary = %summary, sqs_requests = %stats.requests_summary(), autoscaling_requests = asg, metadata_requests = md, "drainerd stopped; every message was settled");
     if st.failed {
         return Err(AgentError::Internal(
@@ -445,6 +443,7 @@ fn apply_reload(
     effective.agent.log_level = old.agent.log_level.clone();
     effective.metadata = old.metadata.clone();
     effective.fleet = old.fleet.clone();
+    effective.status = old.status.clone();
     effective.job.log_lines_per_second = old.job.log_lines_per_second;
     slots.resize(effective.job.concurrency);
     stats.slots.store(

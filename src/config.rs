@@ -39,6 +39,8 @@ pub struct Config {
     pub metadata: MetadataConfig,
     #[serde(default)]
     pub fleet: FleetConfig,
+    #[serde(default)]
+    pub status: StatusConfig,
 }
 
 /// Where the work comes from and how messages are leased.
@@ -638,6 +640,9 @@ impl Config {
                 "set it to the terminate hook's name, or remove it",
             ));
         }
+        if let Some((field, problem, fix)) = self.status.problem() {
+            return Err(bad(field, problem, fix));
+        }
         if let Some(dir) = &j.working_dir {
             if !dir.is_dir() {
                 return Err(bad(
@@ -701,6 +706,11 @@ impl Config {
             format!("{:?}", new.fleet),
         );
         cmp(
+            "status",
+            format!("{:?}", self.status),
+            format!("{:?}", new.status),
+        );
+        cmp(
             "agent.log_level",
             self.agent.log_level.clone(),
             new.agent.log_level.clone(),
@@ -709,9 +719,13 @@ impl Config {
     }
 
     /// The effective configuration as TOML, for `check-config`. Job
-    /// environment values are redacted: they often carry secrets.
+    /// environment values and the control token are redacted: they often
+    /// carry secrets.
     pub fn to_redacted_toml(&self) -> String {
         let mut shown = self.clone();
+        if let Some(t) = shown.status.control_token.as_mut() {
+            *t = "<redacted>".into();
+        }
         for v in shown.job.env.values_mut() {
             *v = "<redacted>".into();
         }
@@ -729,6 +743,9 @@ pub fn region_from_queue_url(url: &str) -> Option<String> {
     let region = parts.next()?;
     (parts.next()? == "amazonaws").then(|| region.to_string())
 }
+
+mod status;
+pub use status::StatusConfig;
 
 #[cfg(test)]
 mod tests;

@@ -233,6 +233,26 @@ const FIELDS: &[(&str, &str, &str, Kind)] = &[
         "poweroff_after",
         Kind::Dur,
     ),
+    ("DRAINERD_STATUS_ENABLED", "status", "enabled", Kind::Bool),
+    ("DRAINERD_STATUS_LISTEN", "status", "listen", Kind::Str),
+    (
+        "DRAINERD_STATUS_REFRESH_INTERVAL",
+        "status",
+        "refresh_interval",
+        Kind::Dur,
+    ),
+    (
+        "DRAINERD_STATUS_CONTROL_TOKEN",
+        "status",
+        "control_token",
+        Kind::Str,
+    ),
+    (
+        "DRAINERD_STATUS_ACTIONS_PER_MINUTE",
+        "status",
+        "actions_per_minute",
+        Kind::Int,
+    ),
 ];
 
 /// Variables that are read elsewhere (CLI flags), not config fields.

@@ -4,7 +4,6 @@
 //! Calls only; the decisions are the agent's. Every call is counted and a
 //! failure is returned to the caller, never retried here forever.
 
-use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 
 use aws_sdk_autoscaling::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
@@ -18,6 +17,52 @@ pub struct GroupSize {
     pub min: u32,
     pub max: u32,
     pub in_service: u32,
+}
+
+/// A group and its members, for the status page.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Group {
+    pub name: String,
+    pub desired: u32,
+    pub min: u32,
+    pub max: u32,
+    pub members: Vec<Member>,
+}
+
+/// One instance in a group.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Member {
+    pub instance_id: String,
+    /// InService, Pending, Terminating, Terminating:Wait, Standby, ...
+    pub lifecycle_state: String,
+    pub health: String,
+    pub protected: bool,
+}
+
+impl Group {
+    pub fn size(&self) -> GroupSize {
+        GroupSize {
+            desired: self.desired,
+            min: self.min,
+            max: self.max,
+            in_service: self
+                .members
+                .iter()
+                .filter(|m| m.lifecycle_state == "InService")
+                .count() as u32,
+        }
+    }
+    /// Members on their way out (Terminating*, Detaching, EnteringStandby).
+    pub fn leaving(&self) -> usize {
+        self.members
+            .iter()
+            .filter(|m| {
+                m.lifecycle_state.starts_with("Terminating")
+                    || m.lifecycle_state.starts_with("Detaching")
+                    || m.lifecycle_state == "EnteringStandby"
+            })
+            .count()
+    }
 }
 
 /// This instance as a member of its group.
@@ -75,11 +120,11 @@ impl Fleet {
     {
         match r {
             Ok(v) => {
-                self.stats.asg_ok.fetch_add(1, Relaxed);
+                self.stats.asg.add(api, true);
                 Ok(v)
             }
             Err(e) => {
-                self.stats.asg_err.fetch_add(1, Relaxed);
+                self.stats.asg.add(api, false);
                 Err(FleetError {
                     api,
                     instance_id: self.instance_id.clone(),
@@ -132,6 +177,14 @@ impl Fleet {
     /// # Errors
     /// The call failed or the group is gone.
     pub async fn size(&self) -> Result<GroupSize, FleetError> {
+        self.describe().await.map(|g| g.size())
+    }
+
+    /// The group with its members (DescribeAutoScalingGroups).
+    ///
+    /// # Errors
+    /// The call failed or the group is gone.
+    pub async fn describe(&self) -> Result<Group, FleetError> {
         let r = self
             .client
             .describe_auto_scaling_groups()
@@ -149,16 +202,59 @@ impl Fleet {
                 detail: format!("group {} not found", self.group()),
             })?;
         let n = |v: Option<i32>| u32::try_from(v.unwrap_or(0)).unwrap_or(0);
-        Ok(GroupSize {
+        Ok(Group {
+            name: self.group().to_string(),
             desired: n(g.desired_capacity()),
             min: n(g.min_size()),
             max: n(g.max_size()),
-            in_service: g
+            members: g
                 .instances()
                 .iter()
-                .filter(|i| i.lifecycle_state().map(|s| s.as_str()) == Some("InService"))
-                .count() as u32,
+                .map(|i| Member {
+                    instance_id: i.instance_id().unwrap_or_default().to_string(),
+                    lifecycle_state: i
+                        .lifecycle_state()
+                        .map(|s| s.as_str().to_string())
+                        .unwrap_or_default(),
+                    health: i.health_status().unwrap_or_default().to_string(),
+                    protected: i.protected_from_scale_in().unwrap_or(false),
+                })
+                .collect(),
         })
+    }
+
+    /// Raises the group's desired capacity by one, never above MaxSize
+    /// (the status page's spawn button). Returns the new desired capacity.
+    ///
+    /// Two presses at once on two instances may both read the same
+    /// capacity and raise it by one together; the group never exceeds
+    /// MaxSize either way.
+    ///
+    /// # Errors
+    /// A call failed, or the group is at MaxSize (`code` "AtMaxSize").
+    pub async fn spawn_one(&self) -> Result<u32, FleetError> {
+        let g = self.describe().await?;
+        if g.desired >= g.max {
+            return Err(FleetError {
+                api: "SetDesiredCapacity",
+                instance_id: self.instance_id.clone(),
+                code: Some("AtMaxSize".into()),
+                detail: format!(
+                    "group {} is at its MaxSize ({}); raise MaxSize to spawn more",
+                    g.name, g.max
+                ),
+            });
+        }
+        let want = g.desired + 1;
+        let r = self
+            .client
+            .set_desired_capacity()
+            .auto_scaling_group_name(self.group())
+            .desired_capacity(i32::try_from(want).unwrap_or(i32::MAX))
+            .honor_cooldown(false)
+            .send()
+            .await;
+        self.check("SetDesiredCapacity", r).map(|_| want)
     }
 
     /// SetInstanceProtection for this instance.

@@ -33,6 +33,8 @@ pub mod signals;
 pub mod slots;
 pub mod startup;
 pub mod stats;
+pub mod status;
+pub mod web;
 
 /// Exit codes (sysexits.h), as documented in the README.
 pub mod exit {

@@ -37,6 +37,8 @@ pub struct Membership {
     pub receive_bound: Duration,
     pub pause: watch::Sender<bool>,
     pub control: mpsc::Sender<Control>,
+    /// The status page's leave button.
+    pub leave_requests: mpsc::Receiver<()>,
 }
 
 fn rules(cfg: &FleetConfig) -> Rules {
@@ -67,17 +69,27 @@ impl Membership {
     }
 
     /// Runs until `stop`.
-    pub async fn run(self, stop: CancellationToken) {
+    pub async fn run(mut self, stop: CancellationToken) {
         let rules = rules(&self.cfg);
         let mut protected = false;
         let mut protection_retry_at: Option<Instant> = None;
         let mut group: Option<(GroupSize, Instant)> = None;
         let mut last_reason = String::new();
         loop {
+            let mut requested = false;
             tokio::select! {
                 () = stop.cancelled() => return,
                 () = self.stats.busy.notified() => {}
                 () = sleep(self.cfg.check_interval.0) => {}
+                r = self.leave_requests.recv() => requested = r.is_some(),
+            }
+            if requested {
+                if self.leave_on_request(&mut protected, &stop).await {
+                    self.wait_for_the_end(stop).await;
+                    return;
+                }
+                group = None;
+                continue;
             }
             // Scale-in protection: on while busy, off after the linger.
             if self.cfg.protect_while_busy
@@ -103,8 +115,7 @@ impl Membership {
                 }
             }
             if rules.billing == Billing::Never {
-                self.stats
-                    .set_fleet(format!("billing never · protected: {}", yes_no(protected)));
+                self.stats.set_fleet(None, protected);
                 continue;
             }
             // The decision, first on cached group figures and no backlog
@@ -137,11 +148,8 @@ impl Membership {
                     (_, Err(e)) => Verdict::Stay(format!("cannot read the group: {e}")),
                 };
             }
-            self.stats.set_fleet(format!(
-                "{} · protected: {}",
-                short(&verdict),
-                yes_no(protected)
-            ));
+            self.stats
+                .set_fleet(Some((verdict.leaves(), verdict.reason())), protected);
             // Log when the kind of verdict changes, not every tick of its clock.
             let shape: String = verdict
                 .reason()
@@ -184,6 +192,47 @@ impl Membership {
                     group = None;
                     self.pause.send_replace(false);
                 }
+            }
+        }
+    }
+
+    /// The leave button: stop taking work, let running jobs finish, then
+    /// leave as the fleet logic would. `true` once left; on any failure
+    /// work resumes.
+    async fn leave_on_request(&self, protected: &mut bool, stop: &CancellationToken) -> bool {
+        tracing::warn!(
+            running = self.stats.running.load(Relaxed),
+            dry_run = self.cfg.dry_run,
+            "leave requested on the status page: no new work; running jobs finish first"
+        );
+        if self.cfg.dry_run {
+            tracing::info!("dry run: would pause intake, wait for running jobs, drop scale-in protection and TerminateInstanceInAutoScalingGroup (decrement)");
+            return false;
+        }
+        self.pause.send_replace(true);
+        self.stats
+            .set_notice("leave requested: finishing running jobs".into());
+        while self.stats.running.load(Relaxed) > 0 {
+            tokio::select! {
+                () = stop.cancelled() => return false,
+                () = sleep(Duration::from_millis(200)) => {}
+            }
+        }
+        match self.leave(protected).await {
+            Ok(()) => {
+                let _ = self
+                    .control
+                    .send(Control::Left(
+                        "left the group: requested on the status page".into(),
+                    ))
+                    .await;
+                true
+            }
+            Err(why) => {
+                tracing::warn!(reason = %why, "leave requested on the status page failed; receiving again");
+                *self.stats.notice.lock().expect("stats lock") = None;
+                self.pause.send_replace(false);
+                false
             }
         }
     }
@@ -248,20 +297,5 @@ impl Membership {
                 }
             }
         }
-    }
-}
-
-fn yes_no(b: bool) -> &'static str {
-    if b {
-        "yes"
-    } else {
-        "no"
-    }
-}
-
-fn short(v: &Verdict) -> String {
-    match v {
-        Verdict::Leave(r) => format!("leaving: {r}"),
-        Verdict::Stay(r) => format!("stays: {r}"),
     }
 }

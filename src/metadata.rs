@@ -6,7 +6,6 @@
 //! errors, 401s, throttling and garbage are logged (without flooding) and
 //! survived: the queue keeps draining whatever the metadata service does.
 
-use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -26,6 +25,19 @@ pub const REBALANCE: &str = "/latest/meta-data/events/recommendations/rebalance"
 pub const LIFECYCLE: &str = "/latest/meta-data/autoscaling/target-lifecycle-state";
 pub const MAINTENANCE: &str = "/latest/meta-data/events/maintenance/scheduled";
 const IDENTITY: &str = "/latest/dynamic/instance-identity/document";
+
+/// What a metadata path reads, as a metrics label.
+fn path_label(path: &str) -> &'static str {
+    match path {
+        SPOT => "spot",
+        REBALANCE => "rebalance",
+        LIFECYCLE => "lifecycle",
+        MAINTENANCE => "maintenance",
+        IDENTITY => "identity",
+        p if p.contains("/tags/instance/") => "tags",
+        _ => "other",
+    }
+}
 
 /// Who this instance is.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -93,7 +105,7 @@ impl Metadata {
         let r = self.client.get(path).await;
         let ok = r.is_ok()
             || matches!(&r, Err(ImdsError::ErrorResponse(e)) if e.response().status().as_u16() == 404);
-        self.stats.metadata_request(ok);
+        self.stats.metadata.add(path_label(path), ok);
         match r {
             Ok(body) => Ok(Some(body.as_ref().to_string())),
             Err(ImdsError::ErrorResponse(e)) if e.response().status().as_u16() == 404 => Ok(None),
@@ -246,7 +258,10 @@ pub async fn watch(
             }
         }
         for e in events {
-            stats.notices_seen.fetch_add(1, Relaxed);
+            stats.notices.add(e.kind(), true);
+            if let Event::Lifecycle(_, to) = &e {
+                *stats.lifecycle_state.lock().expect("stats lock") = Some(to.clone());
+            }
             if tx.send(Control::Notice(e)).await.is_err() {
                 return;
             }

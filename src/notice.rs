@@ -73,6 +73,20 @@ pub enum Event {
     MaintenanceDue(Maintenance),
 }
 
+impl Event {
+    /// The notice's kind, as a metrics label.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Event::Spot(_) | Event::SpotWithdrawn => "spot",
+            Event::Rebalance(_) | Event::RebalanceWithdrawn => "rebalance",
+            Event::Lifecycle(..) => "lifecycle",
+            Event::Maintenance(_) | Event::MaintenanceWithdrawn(_) | Event::MaintenanceDue(_) => {
+                "maintenance"
+            }
+        }
+    }
+}
+
 /// Parses `spot/instance-action`.
 ///
 /// # Errors

@@ -38,6 +38,8 @@ pub struct Received {
     pub receive_count: u32,
     /// String and Number message attributes as (sanitized name, value).
     pub attributes: Vec<(String, String)>,
+    /// When ReceiveMessage answered with it.
+    pub received_at: tokio::time::Instant,
 }
 
 /// A failed SQS call, with enough to log and to classify.
@@ -143,6 +145,71 @@ impl Queue {
                     .unwrap_or(0))
             }
             Err(e) => Err(self.error(Api::GetQueueAttributes, &e)),
+        }
+    }
+
+    /// Depths of the queue at `url` (this queue or its DLQ), for the status
+    /// page: visible, in flight, delayed, and the DLQ's ARN from the redrive
+    /// policy.
+    ///
+    /// # Errors
+    /// The failed call.
+    pub async fn depths(&self, url: &str) -> Result<Depths, QueueError> {
+        let r = self
+            .client
+            .get_queue_attributes()
+            .queue_url(url)
+            .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
+            .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
+            .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesDelayed)
+            .attribute_names(QueueAttributeName::RedrivePolicy)
+            .send()
+            .await;
+        match r {
+            Ok(out) => {
+                self.stats.request(Api::GetQueueAttributes, true);
+                let attrs = out.attributes();
+                let get = |n: QueueAttributeName| attrs.and_then(|a| a.get(&n));
+                let num = |n| get(n).and_then(|v| v.parse().ok()).unwrap_or(0);
+                Ok(Depths {
+                    visible: num(QueueAttributeName::ApproximateNumberOfMessages),
+                    in_flight: num(QueueAttributeName::ApproximateNumberOfMessagesNotVisible),
+                    delayed: num(QueueAttributeName::ApproximateNumberOfMessagesDelayed),
+                    dead_letter_arn: get(QueueAttributeName::RedrivePolicy)
+                        .and_then(|p| dead_letter_arn(p)),
+                })
+            }
+            Err(e) => Err(self.error(Api::GetQueueAttributes, &e)),
+        }
+    }
+
+    /// The URL of the queue with ARN `arn` (GetQueueUrl).
+    ///
+    /// # Errors
+    /// The failed call, or an ARN that names no SQS queue.
+    pub async fn url_of(&self, arn: &str) -> Result<String, QueueError> {
+        let Some((account, name)) = split_queue_arn(arn) else {
+            return Err(QueueError {
+                api: Api::GetQueueUrl.name(),
+                url: self.url.clone(),
+                kind: "bad ARN".into(),
+                detail: format!("the redrive policy names {arn:?}, not an SQS queue ARN"),
+                missing: false,
+            });
+        };
+        let r = self
+            .client
+            .get_queue_url()
+            .queue_name(name)
+            .queue_owner_aws_account_id(account)
+            .send()
+            .await;
+        match r {
+            Ok(out) => {
+                self.stats.request(Api::GetQueueUrl, true);
+                Ok(out.queue_url().unwrap_or_default().to_string())
+            }
+            Err(e) => Err(self.error(Api::GetQueueUrl, &e)),
         }
     }
 
@@ -283,7 +350,49 @@ fn to_received(m: &Message) -> Option<Received> {
             .message_attributes()
             .map(attributes_env)
             .unwrap_or_default(),
+        received_at: tokio::time::Instant::now(),
     })
+}
+
+/// A queue's message counts (approximate, as SQS reports them).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Depths {
+    pub visible: u64,
+    pub in_flight: u64,
+    pub delayed: u64,
+    pub dead_letter_arn: Option<String>,
+}
+
+/// `deadLetterTargetArn` from a RedrivePolicy JSON document.
+pub fn dead_letter_arn(policy: &str) -> Option<String> {
+    let v: serde_json::Value = serde_json::from_str(policy).ok()?;
+    v.get("deadLetterTargetArn")?.as_str().map(str::to_string)
+}
+
+/// `arn:aws:sqs:REGION:ACCOUNT:NAME` → (ACCOUNT, NAME).
+pub fn split_queue_arn(arn: &str) -> Option<(&str, &str)> {
+    let mut p = arn.split(':');
+    let (
+        Some("arn"),
+        Some(_partition),
+        Some("sqs"),
+        Some(_region),
+        Some(account),
+        Some(name),
+        None,
+    ) = (
+        p.next(),
+        p.next(),
+        p.next(),
+        p.next(),
+        p.next(),
+        p.next(),
+        p.next(),
+    )
+    else {
+        return None;
+    };
+    (!account.is_empty() && !name.is_empty()).then_some((account, name))
 }
 
 fn attributes_env(

@@ -88,6 +88,9 @@ pub async fn run(
         match r {
             Ok(messages) => {
                 ctx.stats
+                    .queue_ok
+                    .store(true, std::sync::atomic::Ordering::Relaxed);
+                ctx.stats
                     .messages_received
                     .fetch_add(messages.len() as u64, std::sync::atomic::Ordering::SeqCst);
                 if failures > 0 {
@@ -127,6 +130,9 @@ pub async fn run(
             Err(e) => {
                 drop(permits);
                 failures += 1;
+                ctx.stats
+                    .queue_ok
+                    .store(false, std::sync::atomic::Ordering::Relaxed);
                 let delay = error_backoff(
                     failures,
                     Duration::from_secs(1),

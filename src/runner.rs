@@ -19,7 +19,7 @@ use crate::output::LineBudget;
 use crate::policy::retry_backoff;
 use crate::queue::Received;
 use crate::settle::{Action, Request};
-use crate::stats::{JobOutcome, Stats};
+use crate::stats::{JobOutcome, RecentJob, Stats};
 
 /// What every job task shares.
 pub struct JobContext {
@@ -121,6 +121,7 @@ pub async fn run(
             message_id: message_id.clone(),
             line_max: cfg.job.log_line_max,
         };
+        stats.start_latency.observe(m.received_at.elapsed());
         let exit = job::run(spec, stop, ctx.budget.clone(), stats.clone()).await;
         if let Some(lease) = ctx.leases.remove(key) {
             if Instant::now() > lease.visible_until && !lease.lost {
@@ -152,6 +153,17 @@ pub async fn run(
         tracing::warn!(message_id = %message_id, receive_count = m.receive_count, outcome = outcome.name(), exit = %exit_desc, duration_ms = duration.as_millis() as u64, next = %next, "job did not succeed");
     }
     stats.job_done(outcome);
+    stats.job_record(
+        RecentJob {
+            message_id: message_id.to_string(),
+            finished_at: humantime::format_rfc3339_seconds(SystemTime::now()).to_string(),
+            duration_seconds: duration.as_secs_f64(),
+            outcome: outcome.name(),
+            exit: exit_desc,
+            receive_count: m.receive_count,
+        },
+        duration,
+    );
     stats.job_ended();
     let _ = ctx.settle.send(Request {
         message_id,

@@ -63,6 +63,53 @@ pub async fn resolve_instance_tags(config: &mut Config) -> Result<(), String> {
     }
 }
 
+/// Binds the status page and starts it with its figures' refresher. A
+/// port that cannot be bound is logged; the agent drains without a page.
+async fn start_status_page(
+    config: &Config,
+    stats: &Arc<Stats>,
+    queue: &Arc<Queue>,
+    fleet: Option<Arc<Fleet>>,
+    identity: Option<&Identity>,
+    leave: Option<mpsc::Sender<()>>,
+    stop: CancellationToken,
+) {
+    let cfg = &config.status;
+    let listener = match crate::web::bind(cfg).await {
+        Ok(l) => l,
+        Err(e) => {
+            tracing::error!(listen = %cfg.listen, error = %e, "cannot serve the status page (is another drainerd on this port? set status.listen); draining without it");
+            return;
+        }
+    };
+    let board = Arc::new(crate::status::Board::default());
+    tokio::spawn(crate::status::refresh(
+        board.clone(),
+        queue.clone(),
+        fleet.clone(),
+        cfg.refresh_interval.0,
+        stop.clone(),
+    ));
+    let server = crate::web::Server {
+        cfg: cfg.clone(),
+        stats: stats.clone(),
+        board,
+        instance: crate::status::InstanceInfo {
+            instance_id: identity.map(|i| i.instance_id.clone()),
+            instance_type: identity.map(|i| i.instance_type.clone()),
+            availability_zone: identity.map(|i| i.availability_zone.clone()),
+            launch_time: identity.and_then(|i| i.launch_time),
+            billing: Some(config.fleet.billing),
+        },
+        queue_url: queue.url.clone(),
+        started: SystemTime::now(),
+        fleet,
+        leave,
+        limiter: crate::web::Limiter::new(cfg.actions_per_minute),
+    };
+    tokio::spawn(crate::web::serve(listener, Arc::new(server), stop));
+}
+
 /// Builds the agent's dependencies and starts the metadata watcher, which
 /// sends its events on `tx` until `stop`.
 pub async fn deps(
@@ -139,6 +186,8 @@ pub async fn deps(
     }
 
     let (pause_tx, pause) = watch::channel(false);
+    let (leave_tx, leave_requests) = mpsc::channel(1);
+    let mut leave_tx = Some(leave_tx);
     match (&fleet, &identity) {
         (Some(f), Some(id)) if f.group.is_some() => {
             let m = Membership {
@@ -150,11 +199,28 @@ pub async fn deps(
                 receive_bound: config.queue.wait_time.0 + Duration::from_secs(20),
                 pause: pause_tx,
                 control: tx,
+                leave_requests,
             };
             tracing::info!(billing = ?config.fleet.billing, idle_timeout = %config.fleet.idle_timeout, dry_run = config.fleet.dry_run, "fleet logic on: protection while busy, leaving the group when work is scarce");
-            tokio::spawn(m.run(stop));
+            tokio::spawn(m.run(stop.clone()));
         }
-        _ => tracing::info!("fleet logic off: not a known Auto Scaling group member; drainerd never terminates this instance"),
+        _ => {
+            leave_tx = None;
+            tracing::info!("fleet logic off: not a known Auto Scaling group member; drainerd never terminates this instance");
+        }
+    }
+
+    if config.status.enabled {
+        start_status_page(
+            config,
+            &stats,
+            &queue,
+            fleet.clone(),
+            identity.as_ref(),
+            leave_tx,
+            stop,
+        )
+        .await;
     }
 
     Deps {

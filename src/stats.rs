@@ -1,12 +1,13 @@
 //! Counters and gauges of what the agent did, shared by every task.
 //!
 //! Every event that is logged is also counted here, in the same place. The
-//! status line, the benchmark and (later) `/metrics` read these; nothing here
-//! decides anything.
+//! status line, the benchmark and the status page and `/metrics`
+//! ([`crate::status`]) read these; nothing here decides anything.
 
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::Mutex;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 /// SQS APIs the agent calls.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -15,17 +16,20 @@ pub enum Api {
     ReceiveMessage,
     DeleteMessageBatch,
     ChangeMessageVisibilityBatch,
+    GetQueueUrl,
 }
 
 impl Api {
-    pub const ALL: [Api; 4] = [
+    pub const ALL: [Api; 5] = [
         Api::GetQueueAttributes,
         Api::ReceiveMessage,
         Api::DeleteMessageBatch,
         Api::ChangeMessageVisibilityBatch,
+        Api::GetQueueUrl,
     ];
     pub fn name(self) -> &'static str {
         match self {
+            Api::GetQueueUrl => "GetQueueUrl",
             Api::GetQueueAttributes => "GetQueueAttributes",
             Api::ReceiveMessage => "ReceiveMessage",
             Api::DeleteMessageBatch => "DeleteMessageBatch",
@@ -68,10 +72,98 @@ impl JobOutcome {
     }
 }
 
+/// Counts by a label (API name, notice kind, ...). For calls made a few
+/// times a minute at most; the per-job SQS counters are plain atomics.
+#[derive(Default)]
+pub struct Tally(Mutex<BTreeMap<(&'static str, bool), u64>>);
+
+impl Tally {
+    pub fn add(&self, label: &'static str, ok: bool) {
+        *self
+            .0
+            .lock()
+            .expect("stats lock")
+            .entry((label, ok))
+            .or_default() += 1;
+    }
+    /// (label, ok, count), sorted by label.
+    pub fn counts(&self) -> Vec<(&'static str, bool, u64)> {
+        self.0
+            .lock()
+            .expect("stats lock")
+            .iter()
+            .map(|((l, ok), n)| (*l, *ok, *n))
+            .collect()
+    }
+    pub fn total(&self) -> u64 {
+        self.0.lock().expect("stats lock").values().sum()
+    }
+}
+
+/// Upper bounds (seconds) of the histogram buckets: 1 ms to 1 h, roughly
+/// 1-2.5-5 per decade, so one layout serves job durations (seconds to
+/// hours) and receive-to-start latency (milliseconds).
+pub const BUCKETS: [f64; 20] = [
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
+    120.0, 300.0, 600.0, 1800.0, 3600.0,
+];
+
+/// A Prometheus-style histogram over [`BUCKETS`] (non-cumulative counts
+/// here; the exposition sums them).
+#[derive(Default)]
+pub struct Histogram {
+    /// One per bound, plus the last for +Inf.
+    counts: [AtomicU64; 21],
+    sum_micros: AtomicU64,
+}
+
+impl Histogram {
+    pub fn observe(&self, d: Duration) {
+        let secs = d.as_secs_f64();
+        let i = BUCKETS.partition_point(|b| *b < secs);
+        self.counts[i].fetch_add(1, Relaxed);
+        self.sum_micros
+            .fetch_add(u64::try_from(d.as_micros()).unwrap_or(u64::MAX), Relaxed);
+    }
+    /// Per-bucket counts (the last is above 1 h) and the sum in seconds.
+    pub fn read(&self) -> (Vec<u64>, f64) {
+        (
+            self.counts.iter().map(|c| c.load(Relaxed)).collect(),
+            self.sum_micros.load(Relaxed) as f64 / 1e6,
+        )
+    }
+}
+
+/// A finished job, for the status page's recent list.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct RecentJob {
+    pub message_id: String,
+    /// RFC 3339.
+    pub finished_at: String,
+    pub duration_seconds: f64,
+    pub outcome: &'static str,
+    /// "exit 0", "signal 9", "timed out after 30m", ...
+    pub exit: String,
+    pub receive_count: u32,
+}
+
+/// How many finished jobs the status page lists.
+pub const RECENT_JOBS: usize = 20;
+
+/// What the fleet logic last concluded, for the status page.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+pub struct FleetView {
+    /// Scale-in protection as last set (None before the first decision).
+    pub protected: Option<bool>,
+    /// "stay" or "leave".
+    pub verdict: Option<&'static str>,
+    pub reason: Option<String>,
+}
+
 #[derive(Default)]
 pub struct Stats {
-    requests_ok: [AtomicU64; 4],
-    requests_err: [AtomicU64; 4],
+    requests_ok: [AtomicU64; 5],
+    requests_err: [AtomicU64; 5],
     jobs: [AtomicU64; 5],
     pub messages_received: AtomicU64,
     pub messages_deleted: AtomicU64,
@@ -86,11 +178,20 @@ pub struct Stats {
     pub output_lines_logged: AtomicU64,
     pub output_lines_dropped: AtomicU64,
     pub running: AtomicU64,
-    pub metadata_ok: AtomicU64,
-    pub asg_ok: AtomicU64,
-    pub asg_err: AtomicU64,
-    pub metadata_err: AtomicU64,
-    pub notices_seen: AtomicU64,
+    /// Auto Scaling calls by API and result.
+    pub asg: Tally,
+    /// Instance metadata reads by what was read and result.
+    pub metadata: Tally,
+    /// Notices from instance metadata by kind (`ok` is always true).
+    pub notices: Tally,
+    /// How long jobs ran.
+    pub job_seconds: Histogram,
+    /// From ReceiveMessage's answer to the job's start.
+    pub start_latency: Histogram,
+    recent: Mutex<VecDeque<RecentJob>>,
+    /// The target lifecycle state last read from instance metadata.
+    pub lifecycle_state: Mutex<Option<String>>,
+    fleet_view: Mutex<FleetView>,
     /// The notice the agent is acting on, for the status line.
     pub notice: Mutex<Option<String>>,
     /// Intake is closed for good (shutdown, notice, or leaving).
@@ -103,6 +204,10 @@ pub struct Stats {
     pub fleet: Mutex<Option<String>>,
     pub slots: AtomicU64,
     idle_since: Mutex<Option<SystemTime>>,
+    /// Unix milliseconds of the agent loop's last tick (0: not started).
+    pub loop_tick: AtomicU64,
+    /// The queue answered at start and on the last receive.
+    pub queue_ok: AtomicBool,
 }
 
 impl Stats {
@@ -142,12 +247,27 @@ impl Stats {
             .collect::<Vec<_>>()
             .join(" ")
     }
-    pub fn metadata_request(&self, ok: bool) {
-        if ok {
-            self.metadata_ok.fetch_add(1, Relaxed);
-        } else {
-            self.metadata_err.fetch_add(1, Relaxed);
+    /// Records a finished job for the recent list and the histogram.
+    pub fn job_record(&self, job: RecentJob, ran: Duration) {
+        self.job_seconds.observe(ran);
+        let mut r = self.recent.lock().expect("stats lock");
+        if r.len() == RECENT_JOBS {
+            r.pop_front();
         }
+        r.push_back(job);
+    }
+    /// The last [`RECENT_JOBS`] finished jobs, newest first.
+    pub fn recent_jobs(&self) -> Vec<RecentJob> {
+        self.recent
+            .lock()
+            .expect("stats lock")
+            .iter()
+            .rev()
+            .cloned()
+            .collect()
+    }
+    pub fn fleet_view(&self) -> FleetView {
+        self.fleet_view.lock().expect("stats lock").clone()
     }
     /// Messages received and not yet settled (deleted or handed back, or
     /// given up on, in which case SQS makes them visible again).
@@ -158,8 +278,21 @@ impl Stats {
             + self.release_failures.load(Relaxed);
         self.messages_received.load(Relaxed).saturating_sub(settled)
     }
-    pub fn set_fleet(&self, status: String) {
-        *self.fleet.lock().expect("stats lock") = Some(status);
+    /// The fleet logic's latest verdict (`None`: it does not decide, as
+    /// with billing = "never") and protection.
+    pub fn set_fleet(&self, verdict: Option<(bool, &str)>, protected: bool) {
+        let yes_no = if protected { "yes" } else { "no" };
+        let line = match verdict {
+            Some((true, r)) => format!("leaving: {r} · protected: {yes_no}"),
+            Some((false, r)) => format!("stays: {r} · protected: {yes_no}"),
+            None => format!("billing never · protected: {yes_no}"),
+        };
+        *self.fleet.lock().expect("stats lock") = Some(line);
+        *self.fleet_view.lock().expect("stats lock") = FleetView {
+            protected: Some(protected),
+            verdict: verdict.map(|(leave, _)| if leave { "leave" } else { "stay" }),
+            reason: verdict.map(|(_, r)| r.to_string()),
+        };
     }
     pub fn set_notice(&self, notice: String) {
         *self.notice.lock().expect("stats lock") = Some(notice);
@@ -184,6 +317,21 @@ impl Stats {
     /// When the last job ended, if none runs now (`None` while busy).
     pub fn idle_since(&self) -> Option<SystemTime> {
         *self.idle_since.lock().expect("stats lock")
+    }
+    /// The agent loop is alive (called every second from it).
+    pub fn tick(&self) {
+        let ms = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_millis();
+        self.loop_tick
+            .store(u64::try_from(ms).unwrap_or(u64::MAX), Relaxed);
+    }
+    pub fn last_tick(&self) -> Option<SystemTime> {
+        match self.loop_tick.load(Relaxed) {
+            0 => None,
+            ms => Some(SystemTime::UNIX_EPOCH + Duration::from_millis(ms)),
+        }
     }
     pub fn mark_idle_now(&self) {
         *self.idle_since.lock().expect("stats lock") = Some(SystemTime::now());

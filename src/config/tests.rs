@@ -63,6 +63,7 @@ fn environment_overrides_the_file() {
             ("DRAINERD_QUEUE_LEASE", "2m"),
             ("DRAINERD_JOB_COMMAND", "[\"/bin/echo\", \"a b\"]"),
             ("DRAINERD_JOB_ENV_TOKEN", "s3cret"),
+            ("DRAINERD_STATUS_CONTROL_TOKEN", "s3cret-s3cret-s3cret"),
         ],
     )
     .unwrap();
@@ -70,7 +71,36 @@ fn environment_overrides_the_file() {
     assert_eq!(c.queue.lease, Dur::secs(120));
     assert_eq!(c.job.command, vec!["/bin/echo", "a b"]);
     assert_eq!(c.job.env.get("TOKEN").map(String::as_str), Some("s3cret"));
+    assert_eq!(
+        c.status.control_token.as_deref(),
+        Some("s3cret-s3cret-s3cret")
+    );
     assert!(!c.to_redacted_toml().contains("s3cret"));
+}
+
+#[test]
+fn status_fields_are_checked() {
+    for (toml, field) in [
+        ("[status]\nlisten = \"localhost\"\n", "status.listen"),
+        (
+            "[status]\nrefresh_interval = \"0s\"\n",
+            "status.refresh_interval",
+        ),
+        (
+            "[status]\ncontrol_token = \"short\"\n",
+            "status.control_token",
+        ),
+        (
+            "[status]\nactions_per_minute = 0\n",
+            "status.actions_per_minute",
+        ),
+    ] {
+        let e = load(&format!("{MIN}{toml}"), &[]).unwrap_err().to_string();
+        assert!(e.contains(field), "{toml}: {e}");
+    }
+    let c = load(MIN, &[]).unwrap();
+    assert_eq!(c.status.listen, "127.0.0.1:9753");
+    assert!(c.status.enabled && c.status.control_token.is_none());
 }
 
 #[test]
@@ -128,6 +158,7 @@ fn every_env_variable_maps_to_a_real_field() {
                 ("DRAINERD_FLEET_ENDPOINT_URL", "http://f"),
                 ("DRAINERD_FLEET_LIFECYCLE_HOOK", "h"),
                 ("DRAINERD_FLEET_POWEROFF_AFTER", "5m"),
+                ("DRAINERD_STATUS_CONTROL_TOKEN", "0123456789abcdef0"),
             ],
         )
         .unwrap(),

@@ -290,6 +290,8 @@ pub fn drainerd_cmd() -> Command {
         .env("AWS_EC2_METADATA_DISABLED", "true")
         // Tests that need instance metadata turn it on with the simulator.
         .env("DRAINERD_METADATA_ENABLED", "false")
+        // Tests of the status page turn it on with a port of their own.
+        .env("DRAINERD_STATUS_ENABLED", "false")
         .env_remove("NOTIFY_SOCKET")
         .env_remove("JOURNAL_STREAM")
         .env_remove("WATCHDOG_USEC")

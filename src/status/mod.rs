@@ -1,0 +1,495 @@
+//! What the status page, `/status.json` and `/metrics` show: one
+//! [`Snapshot`] built from the counters ([`Stats`]), the cached queue and
+//! group figures ([`Board`]) and who this instance is.
+//!
+//! Queue and group figures cost requests, so they are never read per view:
+//! a view only marks the board as looked at; [`refresh`] re-reads the
+//! figures at most once per `status.refresh_interval`, and only while
+//! someone has looked recently. An agent nobody watches makes no extra
+//! request, and a page storm makes no more than one watcher does.
+
+pub mod metrics;
+pub mod page;
+
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde::Serialize;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+use crate::fleet::{Fleet, Group, Member};
+use crate::leave::Billing;
+use crate::queue::{Depths, Queue};
+use crate::stats::{Api, JobOutcome, RecentJob, Stats};
+
+/// Views keep the figures fresh for this many refresh intervals.
+const WATCHED_INTERVALS: u32 = 4;
+
+/// Who this instance is, as far as it is known.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct InstanceInfo {
+    pub instance_id: Option<String>,
+    pub instance_type: Option<String>,
+    pub availability_zone: Option<String>,
+    pub launch_time: Option<SystemTime>,
+    pub billing: Option<Billing>,
+}
+
+/// Queue, DLQ and group figures as last read.
+#[derive(Debug, Clone, Default)]
+pub struct Figures {
+    pub queue: Option<Depths>,
+    pub dlq_url: Option<String>,
+    pub dlq: Option<Depths>,
+    pub group: Option<Group>,
+    pub fetched_at: Option<SystemTime>,
+    /// The last refresh's failures, for the page.
+    pub errors: Vec<String>,
+}
+
+/// The cached figures and who looked at them.
+#[derive(Default)]
+pub struct Board {
+    figures: Mutex<Figures>,
+    /// Unix seconds of the last view.
+    last_view: AtomicU64,
+    wake: Notify,
+}
+
+impl Board {
+    /// A view: returns the cached figures and asks for a refresh if they
+    /// are older than `interval` (the refresher takes at most one).
+    pub fn view(&self, interval: Duration) -> Figures {
+        let now = SystemTime::now();
+        self.last_view.store(unix(now), Relaxed);
+        let f = self.figures.lock().expect("board lock").clone();
+        let stale = f
+            .fetched_at
+            .is_none_or(|t| now.duration_since(t).unwrap_or_default() >= interval);
+        if stale {
+            self.wake.notify_one();
+        }
+        f
+    }
+    fn watched(&self, interval: Duration) -> bool {
+        let last = self.last_view.load(Relaxed);
+        unix(SystemTime::now()).saturating_sub(last) <= (interval * WATCHED_INTERVALS).as_secs()
+    }
+}
+
+fn unix(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH).unwrap_or_default().as_secs()
+}
+
+/// Re-reads the figures when a view asks, then every `interval` while
+/// views continue, until `stop`.
+pub async fn refresh(
+    board: Arc<Board>,
+    queue: Arc<Queue>,
+    fleet: Option<Arc<Fleet>>,
+    interval: Duration,
+    stop: CancellationToken,
+) {
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => return,
+            () = board.wake.notified() => {}
+        }
+        while board.watched(interval) {
+            let mut next = board.figures.lock().expect("board lock").clone();
+            next.errors.clear();
+            match queue.depths(&queue.url).await {
+                Ok(d) => {
+                    if next.dlq_url.is_none() {
+                        if let Some(arn) = &d.dead_letter_arn {
+                            match queue.url_of(arn).await {
+                                Ok(u) => next.dlq_url = Some(u),
+                                Err(e) => next.errors.push(e.to_string()),
+                            }
+                        }
+                    }
+                    next.queue = Some(d);
+                }
+                Err(e) => next.errors.push(e.to_string()),
+            }
+            if let Some(url) = next.dlq_url.clone() {
+                match queue.depths(&url).await {
+                    Ok(d) => next.dlq = Some(d),
+                    Err(e) => next.errors.push(e.to_string()),
+                }
+            }
+            if let Some(f) = fleet.as_ref().filter(|f| f.group.is_some()) {
+                match f.describe().await {
+                    Ok(g) => next.group = Some(g),
+                    Err(e) => next.errors.push(e.to_string()),
+                }
+            }
+            for e in &next.errors {
+                tracing::debug!(error = %e, "status figures: a read failed; showing the last known values");
+            }
+            next.fetched_at = Some(SystemTime::now());
+            *board.figures.lock().expect("board lock") = next;
+            tokio::select! {
+                () = stop.cancelled() => return,
+                () = tokio::time::sleep(interval) => {}
+            }
+        }
+    }
+}
+
+/// Everything the page, `/status.json` and `/metrics` show. Field names
+/// are stable (README, "Observing drainerd").
+#[derive(Debug, Clone, Serialize)]
+pub struct Snapshot {
+    pub version: &'static str,
+    pub generated_at: String,
+    pub agent: AgentView,
+    pub jobs: JobsView,
+    pub messages: MessagesView,
+    pub queue: QueueView,
+    pub instance: InstanceView,
+    pub fleet: FleetView,
+    pub requests: Vec<RequestCount>,
+    pub notices: Vec<NoticeCount>,
+    /// SQS requests per finished job since start (the cost model's input).
+    pub sqs_requests_per_job: Option<f64>,
+    pub controls_enabled: bool,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct AgentView {
+    /// "starting", "running", "draining".
+    pub state: &'static str,
+    pub ready: bool,
+    pub healthy: bool,
+    pub slots: u64,
+    pub running: u64,
+    /// Seconds since the last job ended; `null` while jobs run.
+    pub idle_seconds: Option<u64>,
+    pub notice: Option<String>,
+    pub uptime_seconds: u64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct JobsView {
+    pub succeeded: u64,
+    pub failed: u64,
+    pub timed_out: u64,
+    pub handed_back: u64,
+    pub rejected: u64,
+    /// Newest first.
+    pub recent: Vec<RecentJob>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct MessagesView {
+    pub received: u64,
+    pub deleted: u64,
+    pub released: u64,
+    pub delete_failures: u64,
+    pub release_failures: u64,
+    pub held: u64,
+    pub lease_renewals: u64,
+    pub leases_lost: u64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct QueueView {
+    pub url: String,
+    pub visible: Option<u64>,
+    pub in_flight: Option<u64>,
+    pub delayed: Option<u64>,
+    pub dlq_url: Option<String>,
+    pub dlq_visible: Option<u64>,
+    /// When the figures were read (RFC 3339); `null` until first viewed.
+    pub as_of: Option<String>,
+    pub errors: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct InstanceView {
+    pub instance_id: Option<String>,
+    pub instance_type: Option<String>,
+    pub availability_zone: Option<String>,
+    pub launch_time: Option<String>,
+    /// "per-second", "hourly", "never".
+    pub billing: Option<&'static str>,
+    /// The next whole hour since launch (what hourly billing charges by).
+    pub next_billing_boundary: Option<String>,
+    pub seconds_to_billing_boundary: Option<u64>,
+    pub protected: Option<bool>,
+    pub lifecycle_state: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct FleetView {
+    pub group: Option<String>,
+    pub desired: Option<u32>,
+    pub min: Option<u32>,
+    pub max: Option<u32>,
+    pub in_service: Option<u32>,
+    /// Members on their way out of the group.
+    pub leaving: Option<usize>,
+    pub members: Vec<Member>,
+    /// The fleet logic's verdict: "stay" or "leave".
+    pub verdict: Option<&'static str>,
+    pub reason: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RequestCount {
+    /// "sqs", "autoscaling", "metadata".
+    pub service: &'static str,
+    pub api: &'static str,
+    /// "ok" or "error".
+    pub result: &'static str,
+    pub count: u64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct NoticeCount {
+    pub kind: &'static str,
+    pub count: u64,
+}
+
+fn rfc3339(t: SystemTime) -> String {
+    humantime::format_rfc3339_seconds(t).to_string()
+}
+
+/// The next whole hour since `launch`, strictly after `now`.
+pub fn next_hour_boundary(launch: SystemTime, now: SystemTime) -> SystemTime {
+    let age = now.duration_since(launch).unwrap_or_default().as_secs();
+    launch + Duration::from_secs((age / 3600 + 1) * 3600)
+}
+
+/// What the agent's loop reports about itself, for health and readiness.
+#[derive(Debug, Clone, Copy)]
+pub struct Liveness {
+    pub started: SystemTime,
+    /// The main loop's last tick.
+    pub last_tick: Option<SystemTime>,
+    /// The queue answered (at start, and the last receive).
+    pub queue_ok: bool,
+}
+
+/// The main loop ticks every second; this much silence means it is wedged.
+pub const WEDGED_AFTER: Duration = Duration::from_secs(15);
+
+/// Builds the snapshot from plain reads of the counters.
+pub fn snapshot(
+    stats: &Stats,
+    figures: &Figures,
+    instance: &InstanceInfo,
+    queue_url: &str,
+    live: Liveness,
+    controls_enabled: bool,
+    now: SystemTime,
+) -> Snapshot {
+    let draining = stats.draining.load(Relaxed);
+    let healthy = live
+        .last_tick
+        .is_some_and(|t| now.duration_since(t).unwrap_or_default() < WEDGED_AFTER);
+    let started = live.last_tick.is_some();
+    let fv = stats.fleet_view();
+    let mut requests = Vec::new();
+    for api in Api::ALL {
+        let (ok, err) = stats.requests(api);
+        for (result, count) in [("ok", ok), ("error", err)] {
+            requests.push(RequestCount {
+                service: "sqs",
+                api: api.name(),
+                result,
+                count,
+            });
+        }
+    }
+    for (service, tally) in [("autoscaling", &stats.asg), ("metadata", &stats.metadata)] {
+        for (api, ok, count) in tally.counts() {
+            requests.push(RequestCount {
+                service,
+                api,
+                result: if ok { "ok" } else { "error" },
+                count,
+            });
+        }
+    }
+    let finished: u64 = JobOutcome::ALL.iter().map(|o| stats.jobs(*o)).sum();
+    let sqs: u64 = Api::ALL
+        .iter()
+        .map(|a| {
+            let (ok, err) = stats.requests(*a);
+            ok + err
+        })
+        .sum();
+    let boundary = instance.launch_time.map(|l| next_hour_boundary(l, now));
+    let group = figures.group.as_ref();
+    Snapshot {
+        version: env!("CARGO_PKG_VERSION"),
+        generated_at: rfc3339(now),
+        agent: AgentView {
+            state: match (started, draining) {
+                (false, _) => "starting",
+                (true, false) => "running",
+                (true, true) => "draining",
+            },
+            ready: started && live.queue_ok && !draining,
+            healthy,
+            slots: stats.slots.load(Relaxed),
+            running: stats.running.load(Relaxed),
+            idle_seconds: stats
+                .idle_since()
+                .map(|t| now.duration_since(t).unwrap_or_default().as_secs()),
+            notice: stats.notice.lock().expect("stats lock").clone(),
+            uptime_seconds: now
+                .duration_since(live.started)
+                .unwrap_or_default()
+                .as_secs(),
+        },
+        jobs: JobsView {
+            succeeded: stats.jobs(JobOutcome::Succeeded),
+            failed: stats.jobs(JobOutcome::Failed),
+            timed_out: stats.jobs(JobOutcome::TimedOut),
+            handed_back: stats.jobs(JobOutcome::HandedBack),
+            rejected: stats.jobs(JobOutcome::Rejected),
+            recent: stats.recent_jobs(),
+        },
+        messages: MessagesView {
+            received: stats.messages_received.load(Relaxed),
+            deleted: stats.messages_deleted.load(Relaxed),
+            released: stats.messages_released.load(Relaxed),
+            delete_failures: stats.delete_failures.load(Relaxed),
+            release_failures: stats.release_failures.load(Relaxed),
+            held: stats.held(),
+            lease_renewals: stats.lease_renewals.load(Relaxed),
+            leases_lost: stats.leases_lost.load(Relaxed),
+        },
+        queue: QueueView {
+            url: queue_url.to_string(),
+            visible: figures.queue.as_ref().map(|d| d.visible),
+            in_flight: figures.queue.as_ref().map(|d| d.in_flight),
+            delayed: figures.queue.as_ref().map(|d| d.delayed),
+            dlq_url: figures.dlq_url.clone(),
+            dlq_visible: figures.dlq.as_ref().map(|d| d.visible),
+            as_of: figures.fetched_at.map(rfc3339),
+            errors: figures.errors.clone(),
+        },
+        instance: InstanceView {
+            instance_id: instance.instance_id.clone(),
+            instance_type: instance.instance_type.clone(),
+            availability_zone: instance.availability_zone.clone(),
+            launch_time: instance.launch_time.map(rfc3339),
+            billing: instance.billing.map(|b| match b {
+                Billing::PerSecond => "per-second",
+                Billing::Hourly => "hourly",
+                Billing::Never => "never",
+            }),
+            next_billing_boundary: boundary.map(rfc3339),
+            seconds_to_billing_boundary: boundary
+                .map(|b| b.duration_since(now).unwrap_or_default().as_secs()),
+            protected: fv.protected,
+            lifecycle_state: stats.lifecycle_state.lock().expect("stats lock").clone(),
+        },
+        fleet: FleetView {
+            group: group.map(|g| g.name.clone()),
+            desired: group.map(|g| g.desired),
+            min: group.map(|g| g.min),
+            max: group.map(|g| g.max),
+            in_service: group.map(|g| g.size().in_service),
+            leaving: group.map(Group::leaving),
+            members: group.map(|g| g.members.clone()).unwrap_or_default(),
+            verdict: fv.verdict,
+            reason: fv.reason,
+        },
+        requests,
+        notices: stats
+            .notices
+            .counts()
+            .into_iter()
+            .map(|(kind, _, count)| NoticeCount { kind, count })
+            .collect(),
+        sqs_requests_per_job: (finished > 0).then(|| sqs as f64 / finished as f64),
+        controls_enabled,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn billing_boundary_is_the_next_whole_hour_since_launch() {
+        let launch = UNIX_EPOCH + Duration::from_secs(1_000_000);
+        let at = |s| launch + Duration::from_secs(s);
+        assert_eq!(next_hour_boundary(launch, at(0)), at(3600));
+        assert_eq!(next_hour_boundary(launch, at(3599)), at(3600));
+        assert_eq!(next_hour_boundary(launch, at(3600)), at(7200));
+        // A clock behind the launch time: the first hour.
+        assert_eq!(
+            next_hour_boundary(launch, launch - Duration::from_secs(5)),
+            at(3600)
+        );
+    }
+
+    #[test]
+    fn snapshot_reflects_counters_and_figures() {
+        let stats = Stats::default();
+        stats.slots.store(4, Relaxed);
+        stats.job_started();
+        stats.job_done(JobOutcome::Succeeded);
+        stats.job_ended();
+        stats.request(Api::ReceiveMessage, true);
+        stats.request(Api::DeleteMessageBatch, true);
+        stats.asg.add("SetInstanceProtection", false);
+        let figures = Figures {
+            queue: Some(Depths {
+                visible: 7,
+                in_flight: 2,
+                delayed: 1,
+                dead_letter_arn: None,
+            }),
+            ..Figures::default()
+        };
+        let now = SystemTime::now();
+        let live = Liveness {
+            started: now,
+            last_tick: Some(now),
+            queue_ok: true,
+        };
+        let s = snapshot(
+            &stats,
+            &figures,
+            &InstanceInfo::default(),
+            "q",
+            live,
+            false,
+            now,
+        );
+        assert_eq!(s.agent.state, "running");
+        assert!(s.agent.ready && s.agent.healthy);
+        assert_eq!((s.agent.slots, s.agent.running), (4, 0));
+        assert_eq!(s.jobs.succeeded, 1);
+        assert_eq!(s.queue.visible, Some(7));
+        assert_eq!(s.queue.dlq_visible, None);
+        assert_eq!(s.sqs_requests_per_job, Some(2.0));
+        assert!(s.requests.iter().any(|r| r.service == "autoscaling"
+            && r.api == "SetInstanceProtection"
+            && r.result == "error"
+            && r.count == 1));
+        let wedged = Liveness {
+            last_tick: Some(now - WEDGED_AFTER),
+            ..live
+        };
+        let s = snapshot(
+            &stats,
+            &figures,
+            &InstanceInfo::default(),
+            "q",
+            wedged,
+            false,
+            now,
+        );
+        assert!(!s.agent.healthy);
+    }
+}

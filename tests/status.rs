@@ -1,0 +1,577 @@
+//! The status page, `/status.json`, `/metrics`, `/healthz`, `/readyz` and
+//! the spawn / leave buttons, against the real binary, moto and the
+//! metadata simulator. `/metrics` is read by Prometheus' own text-format
+//! parser (prometheus_client, in `.venv`); the page by headless Chromium.
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use support::*;
+
+/// One HTTP/1.1 request on a fresh connection: (status, headers, body).
+fn http(
+    port: u16,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> (u16, BTreeMap<String, String>, String) {
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    let mut req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    req.push_str(body);
+    s.write_all(req.as_bytes()).unwrap();
+    let mut out = Vec::new();
+    s.read_to_end(&mut out).unwrap();
+    let out = String::from_utf8_lossy(&out).into_owned();
+    let (head, body) = out.split_once("\r\n\r\n").expect("a response");
+    let mut lines = head.lines();
+    let status = lines
+        .next()
+        .unwrap()
+        .split(' ')
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap();
+    let headers = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
+        .collect();
+    (status, headers, body.to_string())
+}
+
+fn get(port: u16, path: &str) -> (u16, BTreeMap<String, String>, String) {
+    http(port, "GET", path, &[], "")
+}
+
+/// Parses exposition text with prometheus_client's parser; returns
+/// `name{label=value,...}` → value for every sample. Fails on text the
+/// parser rejects.
+fn parse_metrics(text: &str) -> BTreeMap<String, f64> {
+    let script = "import sys, json\n\
+        from prometheus_client.parser import text_string_to_metric_families\n\
+        out = {}\n\
+        for fam in text_string_to_metric_families(sys.stdin.read()):\n\
+        \x20   for s in fam.samples:\n\
+        \x20       labels = ','.join(f'{k}={v}' for k, v in sorted(s.labels.items()))\n\
+        \x20       out[f'{s.name}{{{labels}}}'] = s.value\n\
+        print(json.dumps(out))\n";
+    let mut child = Command::new(Path::new(ROOT).join(".venv/bin/python"))
+        .args(["-c", script])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run the venv's python (scripts/ensure-venv installs prometheus_client)");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "the Prometheus parser rejected /metrics: {}\n{text}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+fn metric(m: &BTreeMap<String, f64>, key: &str) -> f64 {
+    *m.get(key)
+        .unwrap_or_else(|| panic!("{key} missing from /metrics: {:?}", m.keys()))
+}
+
+async fn status_json(port: u16) -> serde_json::Value {
+    let (code, _, body) = get(port, "/status.json");
+    assert_eq!(code, 200);
+    serde_json::from_str(&body).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn endpoints_metrics_and_no_requests_per_view() {
+    let moto = Moto::start();
+    let sqs = moto.sqs();
+    let (url, _dlq) = create_queue(&sqs, "work", Some(3)).await;
+    // SQS requests are counted independently of drainerd at this relay.
+    let relay = Proxy::start(moto.port).await;
+    let wd = Workdir::new();
+    let job = wd.script(
+        "job.sh",
+        "read body; [ \"$body\" = fail ] && exit 3; [ \"$body\" = slow ] && sleep 3; exit 0",
+    );
+    let cfg = wd.config(
+        &format!("http://127.0.0.1:{}", relay.port),
+        &url,
+        &[job.to_str().unwrap()],
+        "concurrency = 2",
+    );
+    let port = free_port();
+    let agent = Agent::start(
+        &cfg,
+        &[
+            ("DRAINERD_STATUS_ENABLED", "true"),
+            ("DRAINERD_STATUS_LISTEN", &format!("127.0.0.1:{port}")),
+            ("DRAINERD_STATUS_REFRESH_INTERVAL", "60s"),
+            // The failing job is counted once before it comes back.
+            ("DRAINERD_JOB_RETRY_BACKOFF_BASE", "60s"),
+            ("DRAINERD_JOB_RETRY_BACKOFF_MAX", "120s"),
+            // An idle agent then makes one receive per 20 s: the relay's
+            // count below is quiet enough to see any request a view makes.
+            ("DRAINERD_QUEUE_WAIT_TIME", "20s"),
+        ],
+    );
+    assert!(
+        agent
+            .wait_log("drainerd ready", Duration::from_secs(20))
+            .await
+    );
+
+    let (code, h, body) = get(port, "/healthz");
+    assert_eq!((code, body.as_str()), (200, "ok\n"));
+    assert!(h["content-type"].starts_with("text/plain"));
+    let (code, _, _) = get(port, "/readyz");
+    assert_eq!(code, 200);
+    let before = parse_metrics(&get(port, "/metrics").2);
+    assert_eq!(
+        metric(&before, "drainerd_jobs_total{outcome=succeeded}"),
+        0.0
+    );
+
+    for i in 0..5 {
+        send(&sqs, &url, &format!("job {i}")).await;
+    }
+    send(&sqs, &url, "fail").await;
+    let done = eventually(Duration::from_secs(30), || async {
+        let s = status_json(port).await;
+        // Counted when settled (deletes and hand-backs are batched).
+        let settled = s["messages"]["deleted"] == 5 && s["messages"]["released"] == 1;
+        (s["jobs"]["succeeded"] == 5 && s["jobs"]["failed"] == 1 && settled).then_some(s)
+    })
+    .await
+    .expect("jobs counted on /status.json");
+    assert_eq!(done["agent"]["state"], "running");
+    assert_eq!(done["agent"]["slots"], 2);
+    assert_eq!(done["queue"]["url"], url.as_str());
+    assert_eq!(done["jobs"]["recent"].as_array().unwrap().len(), 6);
+    assert!(done["jobs"]["recent"][0]["outcome"].is_string());
+
+    let (code, h, text) = get(port, "/metrics");
+    assert_eq!(code, 200);
+    assert_eq!(
+        h["content-type"],
+        "text/plain; version=0.0.4; charset=utf-8"
+    );
+    let m = parse_metrics(&text);
+    assert_eq!(metric(&m, "drainerd_jobs_total{outcome=succeeded}"), 5.0);
+    assert_eq!(metric(&m, "drainerd_jobs_total{outcome=failed}"), 1.0);
+    assert_eq!(metric(&m, "drainerd_job_duration_seconds_count{}"), 6.0);
+    assert_eq!(metric(&m, "drainerd_receive_to_start_seconds_count{}"), 6.0);
+    assert_eq!(
+        metric(&m, "drainerd_job_duration_seconds_bucket{le=+Inf}"),
+        6.0
+    );
+    assert_eq!(metric(&m, "drainerd_job_slots{}"), 2.0);
+    assert_eq!(metric(&m, "drainerd_messages_deleted_total{}"), 5.0);
+    assert_eq!(metric(&m, "drainerd_messages_handed_back_total{}"), 1.0);
+    assert!(
+        metric(
+            &m,
+            "drainerd_requests_total{api=ReceiveMessage,result=ok,service=sqs}"
+        ) >= 1.0
+    );
+    assert!(metric(&m, "drainerd_idle_seconds{}") >= 0.0);
+
+    // The first view asked for figures; they arrive in the background.
+    let figures = eventually(Duration::from_secs(10), || async {
+        let s = status_json(port).await;
+        s["queue"]["as_of"].is_string().then_some(s)
+    })
+    .await
+    .expect("queue figures read after a view");
+    assert!(figures["queue"]["dlq_url"]
+        .as_str()
+        .unwrap()
+        .ends_with("/work-dlq"));
+    assert_eq!(figures["queue"]["dlq_visible"], 0);
+    let m = parse_metrics(&get(port, "/metrics").2);
+    assert_eq!(
+        metric(
+            &m,
+            "drainerd_queue_messages{queue=dead_letter,state=visible}"
+        ),
+        0.0
+    );
+
+    // A page storm within one refresh interval: no SQS request of its own.
+    let relayed = relay.connections.load(std::sync::atomic::Ordering::SeqCst);
+    for _ in 0..100 {
+        assert_eq!(get(port, "/").0, 200);
+        assert_eq!(get(port, "/metrics").0, 200);
+    }
+    let extra = relay.connections.load(std::sync::atomic::Ordering::SeqCst) - relayed;
+    assert!(
+        extra <= 1,
+        "200 views made {extra} SQS requests (at most the idle long poll expected)"
+    );
+
+    let (code, h, page) = get(port, "/");
+    assert_eq!(code, 200);
+    assert_eq!(h["content-type"], "text/html; charset=utf-8");
+    assert!(h["content-security-policy"].contains("default-src 'none'"));
+    assert!(page.contains("<b id=succeeded>5</b>"), "{page}");
+    assert!(page.contains("Buttons disabled"));
+
+    // Methods and paths.
+    assert_eq!(http(port, "POST", "/metrics", &[], "").0, 405);
+    assert_eq!(get(port, "/spawn").0, 405);
+    assert_eq!(get(port, "/nope").0, 404);
+    // Buttons are off without a control token, whatever is sent.
+    let (code, _, body) = http(
+        port,
+        "POST",
+        "/spawn",
+        &[("Authorization", "Bearer 0123456789abcdef")],
+        "",
+    );
+    assert_eq!(code, 403, "{body}");
+    assert!(body.contains("buttons disabled"));
+
+    // Draining: not ready, still healthy.
+    send(&sqs, &url, "slow").await;
+    eventually(Duration::from_secs(30), || async {
+        (status_json(port).await["agent"]["running"] == 1).then_some(())
+    })
+    .await
+    .expect("the slow job runs");
+    agent.signal(nix::sys::signal::Signal::SIGTERM);
+    let (code, _, body) = eventually(Duration::from_secs(10), || async {
+        let r = get(port, "/readyz");
+        (r.0 == 503).then_some(r)
+    })
+    .await
+    .expect("/readyz turns 503 while draining");
+    assert_eq!(code, 503);
+    assert!(body.contains("draining"), "{body}");
+    assert_eq!(get(port, "/healthz").0, 200);
+    assert_eq!(status_json(port).await["agent"]["state"], "draining");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn headless_chromium_shows_the_live_numbers() {
+    let chromium = ["chromium", "chromium-browser"]
+        .into_iter()
+        .find(|c| Command::new(c).arg("--version").output().is_ok())
+        .expect("chromium is needed for this test (scripts/test installs the Debian package)");
+    let moto = Moto::start();
+    let sqs = moto.sqs();
+    let (url, _) = create_queue(&sqs, "work", Some(3)).await;
+    let wd = Workdir::new();
+    let job = wd.script("job.sh", "cat >/dev/null; exit 0");
+    let cfg = wd.config(
+        &moto.endpoint,
+        &url,
+        &[job.to_str().unwrap()],
+        "concurrency = 3",
+    );
+    let port = free_port();
+    let agent = Agent::start(
+        &cfg,
+        &[
+            ("DRAINERD_STATUS_ENABLED", "true"),
+            ("DRAINERD_STATUS_LISTEN", &format!("127.0.0.1:{port}")),
+            ("DRAINERD_STATUS_REFRESH_INTERVAL", "1s"),
+            ("DRAINERD_STATUS_CONTROL_TOKEN", "0123456789abcdef-page"),
+        ],
+    );
+    assert!(
+        agent
+            .wait_log("drainerd ready", Duration::from_secs(20))
+            .await
+    );
+    for i in 0..7 {
+        send(&sqs, &url, &format!("job {i}")).await;
+    }
+    eventually(Duration::from_secs(30), || async {
+        (status_json(port).await["jobs"]["succeeded"] == 7).then_some(())
+    })
+    .await
+    .expect("7 jobs done");
+    // One view to have the queue figures read, then the browser's.
+    eventually(Duration::from_secs(10), || async {
+        status_json(port).await["queue"]["as_of"]
+            .is_string()
+            .then_some(())
+    })
+    .await
+    .expect("figures read");
+
+    let artifacts = Path::new(ROOT).join("target/test-artifacts");
+    std::fs::create_dir_all(&artifacts).unwrap();
+    let shot = artifacts.join("status-page.png");
+    let _ = std::fs::remove_file(&shot);
+    let page = format!("http://127.0.0.1:{port}/");
+    let profile = wd.path("chromium-profile");
+    let base = [
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-background-networking",
+        "--no-first-run",
+    ];
+    let run = |extra: &[&str]| {
+        let out = Command::new(chromium)
+            .args(base)
+            .arg(format!("--user-data-dir={}", profile.display()))
+            .args(extra)
+            .arg(&page)
+            .output()
+            .expect("run chromium");
+        assert!(
+            out.status.success(),
+            "chromium failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    run(&[
+        "--window-size=480,1400",
+        &format!("--screenshot={}", shot.display()),
+    ]);
+    assert!(
+        std::fs::metadata(&shot)
+            .map(|m| m.len() > 10_000)
+            .unwrap_or(false),
+        "no screenshot at {}",
+        shot.display()
+    );
+    let dom = run(&["--dump-dom"]);
+    assert!(dom.contains("<b id=\"succeeded\">7</b>"), "{dom}");
+    assert!(dom.contains("<b id=\"running\">0/3</b>"), "{dom}");
+    assert!(dom.contains("<b id=\"queue-visible\">0</b>"), "{dom}");
+    assert!(dom.contains("<b id=\"dlq-visible\">0</b>"), "{dom}");
+    assert!(dom.contains("action=\"/spawn\""), "{dom}");
+    // The numbers are live: more jobs, a new page load, new figures.
+    for i in 0..3 {
+        send(&sqs, &url, &format!("more {i}")).await;
+    }
+    eventually(Duration::from_secs(30), || async {
+        (status_json(port).await["jobs"]["succeeded"] == 10).then_some(())
+    })
+    .await
+    .expect("10 jobs done");
+    let dom = run(&["--dump-dom"]);
+    assert!(dom.contains("<b id=\"succeeded\">10</b>"), "{dom}");
+}
+
+async fn desired(asg: &aws_sdk_autoscaling::Client, group: &str) -> i32 {
+    asg.describe_auto_scaling_groups()
+        .auto_scaling_group_names(group)
+        .send()
+        .await
+        .unwrap()
+        .auto_scaling_groups()[0]
+        .desired_capacity()
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spawn_and_leave_buttons() {
+    let moto = Moto::start();
+    let sqs = moto.sqs();
+    let (url, _) = create_queue(&sqs, "work", None).await;
+    let asg = asg_client(&moto.endpoint);
+    let me = create_group(&asg, &moto.endpoint, "workers", 3).await[0].clone();
+    let sim = ImdsSim::start(&me);
+    let wd = Workdir::new();
+    let marker = wd.path("started");
+    let job = wd.script(
+        "job.sh",
+        &format!(
+            "cat >/dev/null; touch {}; sleep 3; exit 0",
+            marker.display()
+        ),
+    );
+    let cfg = wd.config(
+        &moto.endpoint,
+        &url,
+        &[job.to_str().unwrap()],
+        // Only the button may make it leave: a long idle timeout.
+        "[fleet]\ncheck_interval = \"1s\"\nidle_timeout = \"1h\"\n",
+    );
+    let port = free_port();
+    let token = "s3cret-token-0123456789";
+    let mut env = sim.env();
+    env.extend([
+        ("DRAINERD_FLEET_ENDPOINT_URL", moto.endpoint.clone()),
+        ("DRAINERD_STATUS_ENABLED", "true".into()),
+        ("DRAINERD_STATUS_LISTEN", format!("127.0.0.1:{port}")),
+        ("DRAINERD_STATUS_CONTROL_TOKEN", token.into()),
+        ("DRAINERD_STATUS_ACTIONS_PER_MINUTE", "100".into()),
+    ]);
+    let mut agent = start_agent(&cfg, &env);
+    assert!(
+        agent
+            .wait_log("fleet logic on", Duration::from_secs(20))
+            .await
+    );
+    assert!(
+        agent
+            .wait_log("drainerd ready", Duration::from_secs(20))
+            .await
+    );
+    let bearer = format!("Bearer {token}");
+
+    // Refusals change nothing.
+    let (code, _, body) = http(port, "POST", "/spawn", &[], "");
+    assert_eq!(code, 403, "{body}");
+    let (code, _, _) = http(
+        port,
+        "POST",
+        "/spawn",
+        &[("Authorization", "Bearer wrong-token-0123456789")],
+        "",
+    );
+    assert_eq!(code, 403);
+    let form = ("Content-Type", "application/x-www-form-urlencoded");
+    let (code, _, _) = http(port, "POST", "/spawn", &[form], "token=wrong");
+    assert_eq!(code, 403);
+    // A form on another site posting the right token (a cross-site request).
+    let (code, _, body) = http(
+        port,
+        "POST",
+        "/spawn",
+        &[form, ("Origin", "http://evil.example")],
+        &format!("token={token}"),
+    );
+    assert_eq!(code, 403, "{body}");
+    assert!(body.contains("cross-origin"));
+    let (code, _, _) = http(
+        port,
+        "POST",
+        "/spawn",
+        &[("Authorization", &bearer), ("Sec-Fetch-Site", "cross-site")],
+        "",
+    );
+    assert_eq!(code, 403);
+    assert_eq!(desired(&asg, "workers").await, 3);
+
+    // Spawn: +1, up to MaxSize (5) and not beyond.
+    let (code, _, body) = http(port, "POST", "/spawn", &[("Authorization", &bearer)], "");
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(desired(&asg, "workers").await, 4);
+    // The page's own form: token as a field, same origin.
+    let (code, h, body) = http(
+        port,
+        "POST",
+        "/spawn",
+        &[form, ("Origin", &format!("http://127.0.0.1:{port}"))],
+        &format!("token={token}"),
+    );
+    assert_eq!(code, 200, "{body}");
+    assert!(h["content-type"].starts_with("text/html"));
+    assert_eq!(desired(&asg, "workers").await, 5);
+    let (code, _, body) = http(port, "POST", "/spawn", &[("X-Drainerd-Token", token)], "");
+    assert_eq!(code, 409, "{body}");
+    assert!(body.contains("MaxSize"));
+    assert_eq!(desired(&asg, "workers").await, 5);
+
+    // Leave while a job runs: the job finishes and its message is deleted,
+    // then the instance leaves with decrement.
+    send(&sqs, &url, "last job").await;
+    assert!(eventually(Duration::from_secs(20), || async {
+        marker.exists().then_some(())
+    })
+    .await
+    .is_some());
+    let (code, _, body) = http(port, "POST", "/leave", &[("Authorization", &bearer)], "");
+    assert_eq!(code, 202, "{body}");
+    assert!(
+        agent
+            .wait_log(
+                "TerminateInstanceInAutoScalingGroup accepted",
+                Duration::from_secs(30)
+            )
+            .await,
+        "{}",
+        agent.logs()
+    );
+    assert_eq!(desired(&asg, "workers").await, 4);
+    assert_eq!(
+        depth(&sqs, &url).await,
+        (0, 0),
+        "the running job's message was deleted"
+    );
+    let logs = agent.logs();
+    assert!(logs.contains("job finished"), "{logs}");
+    let job_done = logs.find("job finished").unwrap();
+    let left = logs
+        .find("TerminateInstanceInAutoScalingGroup accepted")
+        .unwrap();
+    assert!(
+        job_done < left,
+        "left before the running job finished:\n{logs}"
+    );
+    assert_eq!(ec2_state(&moto.endpoint, &me), "terminated");
+    agent.signal(nix::sys::signal::Signal::SIGTERM);
+    assert_eq!(agent.wait_exit(Duration::from_secs(30)), Some(0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn leave_button_refuses_at_min_size() {
+    let moto = Moto::start();
+    let sqs = moto.sqs();
+    let (url, _) = create_queue(&sqs, "work", None).await;
+    let asg = asg_client(&moto.endpoint);
+    // A group of 1 with MinSize 1.
+    let me = create_group(&asg, &moto.endpoint, "solo", 1).await[0].clone();
+    let sim = ImdsSim::start(&me);
+    let wd = Workdir::new();
+    let cfg = wd.config(
+        &moto.endpoint,
+        &url,
+        &["/bin/true"],
+        "[fleet]\nidle_timeout = \"1h\"\n",
+    );
+    let port = free_port();
+    let token = "s3cret-token-0123456789";
+    let mut env = sim.env();
+    env.extend([
+        ("DRAINERD_FLEET_ENDPOINT_URL", moto.endpoint.clone()),
+        ("DRAINERD_STATUS_ENABLED", "true".into()),
+        ("DRAINERD_STATUS_LISTEN", format!("127.0.0.1:{port}")),
+        ("DRAINERD_STATUS_CONTROL_TOKEN", token.into()),
+        ("DRAINERD_STATUS_ACTIONS_PER_MINUTE", "2".into()),
+    ]);
+    let agent = start_agent(&cfg, &env);
+    assert!(
+        agent
+            .wait_log("drainerd ready", Duration::from_secs(20))
+            .await
+    );
+    let bearer = format!("Bearer {token}");
+    let (code, _, body) = http(port, "POST", "/leave", &[("Authorization", &bearer)], "");
+    assert_eq!(code, 409, "{body}");
+    assert!(body.contains("MinSize"));
+    assert_eq!(desired(&asg, "solo").await, 1);
+    // The rate limit: 2 per minute, the third press is turned away.
+    let _ = http(port, "POST", "/leave", &[("Authorization", &bearer)], "");
+    let (code, h, _) = http(port, "POST", "/leave", &[("Authorization", &bearer)], "");
+    assert_eq!(code, 429);
+    assert!(h.contains_key("retry-after"));
+    assert_eq!(get(port, "/readyz").0, 200, "still working");
+}
