@@ -19,6 +19,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 
 from common import ROOT, TARGET, VENV, client, free_port, start_moto, wait_port
 
@@ -34,6 +35,7 @@ class Instance:
     def __init__(self, name, instance_id, work, url, endpoint, concurrency, procs):
         self.name = name
         self.metadata_port, self.control_port = free_port(), free_port()
+        self.status_port = free_port()
         sim = subprocess.Popen(
             [os.path.join(TARGET, "imds-sim"), "serve",
              "--listen", f"127.0.0.1:{self.metadata_port}", "--control", f"127.0.0.1:{self.control_port}",
@@ -73,6 +75,10 @@ idle_timeout = "5s"
 min_lifetime = "0s"
 check_interval = "1s"
 protection_linger = "2s"
+
+[status]
+listen = "127.0.0.1:{self.status_port}"
+refresh_interval = "2s"
 """)
         self.log_path = os.path.join(work, f"drainerd-{name}.log")
         env = dict(os.environ, AWS_ACCESS_KEY_ID="test", AWS_SECRET_ACCESS_KEY="test")
@@ -86,6 +92,11 @@ protection_linger = "2s"
     def log(self):
         with open(self.log_path) as f:
             return f.read()
+
+    def status(self):
+        url = f"http://127.0.0.1:{self.status_port}/status.json"
+        with urllib.request.urlopen(url, timeout=5) as r:
+            return json.loads(r.read())
 
     def counts(self):
         text = self.log()
@@ -139,6 +150,7 @@ def main():
 
         a = Instance("A", ids[0], work, url, endpoint, args.concurrency, procs)
         print(f"==> instance A: drainerd ({args.concurrency} slots) with its metadata simulator; log {a.log_path}")
+        print(f"    status page http://127.0.0.1:{a.status_port}/  (also /status.json, /metrics)")
         b = None
         start = time.time()
         interrupted = False
@@ -156,6 +168,7 @@ def main():
                 interrupted = True
                 b = Instance("B", ids[1], work, url, endpoint, args.concurrency, procs)
                 print(f"==> instance B starts to take over; log {b.log_path}")
+                print(f"    status page http://127.0.0.1:{b.status_port}/")
             visible, inflight = depth(sqs, url)
             dead, _ = depth(sqs, dlq)
             ad, ah, _ = a.counts()
@@ -169,6 +182,11 @@ def main():
                 break
             if elapsed > 300:
                 sys.exit("demo took too long")
+        st = b.status()
+        print(f"==> B's /status.json: {st['jobs']['succeeded']} succeeded, {st['jobs']['failed']} failed; "
+              f"queue visible {st['queue']['visible']}, dead-letter {st['queue']['dlq_visible']}; "
+              f"group {st['fleet']['group']} desired {st['fleet']['desired']}; "
+              f"fleet logic: {st['fleet']['verdict']} ({st['fleet']['reason']})")
         print(f"==> queue drained; instance B leaves its group once idle for 5 s (group desired now {desired()})")
         while "left the Auto Scaling group" not in b.log():
             time.sleep(1)
