@@ -171,8 +171,13 @@ const JSON: &str = "application/json";
 const HTML: &str = "text/html; charset=utf-8";
 
 impl Server {
+    /// A view of everything: marks the board as looked at.
     fn snapshot(&self) -> status::Snapshot {
         let figures = self.board.view(self.cfg.refresh_interval.0);
+        self.snapshot_of(&figures)
+    }
+
+    fn snapshot_of(&self, figures: &status::Figures) -> status::Snapshot {
         let live = Liveness {
             started: self.started,
             last_tick: self.stats.last_tick(),
@@ -183,7 +188,7 @@ impl Server {
         };
         status::snapshot(
             &self.stats,
-            &figures,
+            figures,
             &self.instance,
             &self.queue_url,
             live,
@@ -227,7 +232,9 @@ impl Server {
                 }
             }
             (Method::GET | Method::HEAD, "/readyz") => {
-                let s = self.snapshot();
+                // Probes are frequent: they must not keep the figures
+                // refreshing, so this reads the agent's state only.
+                let s = self.snapshot_of(&status::Figures::default());
                 if s.agent.ready {
                     reply(StatusCode::OK, TEXT, "ready\n")
                 } else {

@@ -316,3 +316,46 @@ pub fn render(s: &Snapshot, stats: &Stats) -> String {
     );
     o.0
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::stats::JobOutcome;
+    use crate::status::{snapshot, Figures, InstanceInfo, Liveness};
+    use std::time::{Duration, SystemTime};
+
+    #[test]
+    fn exposition_has_escaped_labels_and_cumulative_buckets() {
+        let stats = Stats::default();
+        stats.job_done(JobOutcome::Succeeded);
+        stats.job_seconds.observe(Duration::from_millis(3));
+        stats.job_seconds.observe(Duration::from_secs(2));
+        stats.job_seconds.observe(Duration::from_secs(7200));
+        let now = SystemTime::now();
+        let live = Liveness {
+            started: now,
+            last_tick: Some(now),
+            queue_ok: true,
+        };
+        let s = snapshot(
+            &stats,
+            &Figures::default(),
+            &InstanceInfo::default(),
+            "http://q/\"x\"\\y",
+            live,
+            false,
+            now,
+        );
+        let text = render(&s, &stats);
+        assert!(text.contains(r#"queue_url="http://q/\"x\"\\y""#), "{text}");
+        assert!(text.contains("drainerd_jobs_total{outcome=\"succeeded\"} 1\n"));
+        assert!(text.contains("drainerd_job_duration_seconds_bucket{le=\"0.0025\"} 0\n"));
+        assert!(text.contains("drainerd_job_duration_seconds_bucket{le=\"0.005\"} 1\n"));
+        assert!(text.contains("drainerd_job_duration_seconds_bucket{le=\"2.5\"} 2\n"));
+        assert!(text.contains("drainerd_job_duration_seconds_bucket{le=\"3600\"} 2\n"));
+        assert!(text.contains("drainerd_job_duration_seconds_bucket{le=\"+Inf\"} 3\n"));
+        assert!(text.contains("drainerd_job_duration_seconds_count 3\n"));
+        // Queue gauges are absent until figures were read.
+        assert!(!text.contains("drainerd_queue_messages{"));
+    }
+}

@@ -221,3 +221,49 @@ Leave stops taking work, lets running jobs finish, and removes this instance fro
     o.push_str("<p class=muted><a href=/status.json>status.json</a> · <a href=/metrics>metrics</a></p></body></html>");
     o
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::stats::{JobOutcome, RecentJob, Stats};
+    use crate::status::{snapshot, Figures, InstanceInfo, Liveness};
+    use std::time::{Duration, SystemTime};
+
+    #[test]
+    fn text_from_jobs_and_queues_is_escaped() {
+        let stats = Stats::default();
+        stats.job_record(
+            RecentJob {
+                message_id: "<script>alert(1)</script>".into(),
+                finished_at: "2026-11-22T10:00:00Z".into(),
+                duration_seconds: 1.0,
+                outcome: JobOutcome::Failed.name(),
+                exit: "exit 3 \"&'".into(),
+                receive_count: 2,
+            },
+            Duration::from_secs(1),
+        );
+        let now = SystemTime::now();
+        let live = Liveness {
+            started: now,
+            last_tick: Some(now),
+            queue_ok: true,
+        };
+        let s = snapshot(
+            &stats,
+            &Figures::default(),
+            &InstanceInfo::default(),
+            "https://q/<b>",
+            live,
+            true,
+            now,
+        );
+        let html = render(&s);
+        assert!(!html.contains("<script>"));
+        assert!(html.contains("&lt;script&gt;alert(1)&lt;/script&gt;"));
+        assert!(html.contains("exit 3 &quot;&amp;&#39;"));
+        assert!(html.contains("https://q/&lt;b&gt;"));
+        assert!(html.contains("<td>10:00:00</td>"));
+        assert!(html.contains("action=/leave"));
+    }
+}
