@@ -182,7 +182,14 @@ def main():
                 break
             if elapsed > 300:
                 sys.exit("demo took too long")
+        # The first view wakes the page's background refresh of queue and
+        # group figures; the next views show them.
         st = b.status()
+        for _ in range(50):
+            if st["queue"]["as_of"] and st["fleet"]["group"]:
+                break
+            time.sleep(0.1)
+            st = b.status()
         print(f"==> B's /status.json: {st['jobs']['succeeded']} succeeded, {st['jobs']['failed']} failed; "
               f"queue visible {st['queue']['visible']}, dead-letter {st['queue']['dlq_visible']}; "
               f"group {st['fleet']['group']} desired {st['fleet']['desired']}; "
