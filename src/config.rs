@@ -39,6 +39,9 @@ pub struct Config {
     pub metadata: MetadataConfig,
     #[serde(default)]
     pub fleet: FleetConfig,
+    /// Job-state tracking in DynamoDB (off by default); see `tracking`.
+    #[serde(default)]
+    pub tracking: crate::tracking::TrackingConfig,
 }
 
 /// Where the work comes from and how messages are leased.
@@ -468,6 +471,15 @@ impl Config {
             problem,
             fix: fix.into(),
         };
+        if self.tracking.enabled {
+            if let Err(problem) = self.tracking.validate() {
+                return Err(bad(
+                    "[tracking]",
+                    problem,
+                    "see the README, \"Job-state tracking\"",
+                ));
+            }
+        }
         let q = &self.queue;
         let j = &self.job;
         let from_tag = q.url.strip_prefix(TAG_PREFIX);

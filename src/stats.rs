@@ -142,6 +142,22 @@ impl Stats {
             .collect::<Vec<_>>()
             .join(" ")
     }
+    /// Jobs finished, whatever their outcome.
+    pub fn jobs_finished(&self) -> u64 {
+        JobOutcome::ALL.iter().map(|o| self.jobs(*o)).sum()
+    }
+    /// SQS requests per finished job, failed calls and idle polls included
+    /// (`None` before the first job): the measured input of `drainerd cost
+    /// --requests-per-job`.
+    pub fn requests_per_job(&self) -> Option<f64> {
+        let jobs = self.jobs_finished();
+        (jobs > 0).then(|| self.total_requests() as f64 / jobs as f64)
+    }
+    /// [`Stats::requests_per_job`] for a log field (`-` before any job).
+    pub fn requests_per_job_text(&self) -> String {
+        self.requests_per_job()
+            .map_or_else(|| "-".into(), |r| format!("{r:.3}"))
+    }
     pub fn metadata_request(&self, ok: bool) {
         if ok {
             self.metadata_ok.fetch_add(1, Relaxed);
