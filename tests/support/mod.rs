@@ -629,3 +629,17 @@ pub fn ec2_state(endpoint: &str, instance_id: &str) -> String {
     );
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
+
+/// A DynamoDB client for moto (moto serves DynamoDB on the same port).
+pub fn dynamodb_client(endpoint: &str) -> aws_sdk_dynamodb::Client {
+    let conf = aws_sdk_dynamodb::Config::builder()
+        .behavior_version(aws_sdk_dynamodb::config::BehaviorVersion::latest())
+        .region(aws_sdk_dynamodb::config::Region::new("us-east-1"))
+        .endpoint_url(endpoint)
+        .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
+            "test", "test", None, None, "tests",
+        ))
+        .http_client(drainerd::aws::https_client())
+        .build();
+    aws_sdk_dynamodb::Client::from_conf(conf)
+}
