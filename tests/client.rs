@@ -312,6 +312,17 @@ async fn an_unavailable_tracking_table_does_not_stop_jobs() {
         agent.signal(nix::sys::signal::Signal::SIGTERM);
         assert_eq!(agent.wait_exit(Duration::from_secs(20)), Some(0), "{case}");
         assert!(agent.logs().contains("6 done"), "{case}\n{}", agent.logs());
+        // The measured requests per job, for `drainerd cost --requests-per-job`.
+        let logs = agent.logs();
+        let rpj: f64 = logs
+            .split("sqs_requests_per_job=")
+            .nth(1)
+            .and_then(|r| r.split_whitespace().next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("{case}: no sqs_requests_per_job\n{logs}"));
+        // At least one receive and a delete share for 6 jobs; far below one
+        // request per job per second of the run.
+        assert!(rpj > 0.1 && rpj < 20.0, "{case}: {rpj}");
     }
 }
 
