@@ -17,16 +17,11 @@
 //! one writer lane, so they reach the table in the order they were made.
 
 use std::collections::HashMap;
-use std::hash::{Hash, Hasher};
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata};
 use aws_sdk_dynamodb::types::AttributeValue;
 use serde::{Deserialize, Serialize};
-use tokio::sync::mpsc;
-use tokio::task::JoinSet;
 
 use crate::duration::Dur;
 
@@ -366,138 +361,8 @@ impl Table {
     }
 }
 
-/// What the background writer did, for logs and tests.
-#[derive(Debug, Default)]
-pub struct TrackerStats {
-    pub written: AtomicU64,
-    /// Refused by the condition: a newer or final state was there.
-    pub stale: AtomicU64,
-    /// The write failed (table missing, throttled, unreachable).
-    pub failed: AtomicU64,
-    /// The in-memory queue was full: never written.
-    pub dropped: AtomicU64,
-}
-
-/// Lanes of the background writer: one job's updates always take the same
-/// lane (so they stay in order), different jobs' updates go in parallel.
-const LANES: usize = 4;
-/// One write may take this long before it counts as failed (the SDK's own
-/// retries included), so a hanging table cannot pile up work.
-const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// The agent's handle: `record` never waits.
-pub struct Tracker {
-    /// Emptied by `close`: the lanes then end once written out.
-    lanes: std::sync::Mutex<Vec<mpsc::Sender<Update>>>,
-    pub instance_id: Option<String>,
-    /// The DLQ's maxReceiveCount once read (see [`failure_state`]).
-    max_receives: std::sync::OnceLock<Option<u32>>,
-    pub stats: Arc<TrackerStats>,
-    tasks: tokio::sync::Mutex<JoinSet<()>>,
-}
-
-impl Tracker {
-    /// Starts the writer lanes on the current runtime.
-    pub fn start(table: Table, capacity: usize, instance_id: Option<String>) -> Tracker {
-        let stats = Arc::new(TrackerStats::default());
-        let mut tasks = JoinSet::new();
-        let mut lanes = Vec::new();
-        for _ in 0..LANES {
-            let (tx, rx) = mpsc::channel((capacity / LANES).max(1));
-            lanes.push(tx);
-            tasks.spawn(write_lane(table.clone(), rx, stats.clone()));
-        }
-        Tracker {
-            lanes: std::sync::Mutex::new(lanes),
-            instance_id,
-            max_receives: std::sync::OnceLock::new(),
-            stats,
-            tasks: tokio::sync::Mutex::new(tasks),
-        }
-    }
-
-    /// Sets the DLQ's maxReceiveCount (`None`: no DLQ) once known.
-    pub fn set_max_receives(&self, max: Option<u32>) {
-        let _ = self.max_receives.set(max);
-    }
-
-    /// The DLQ's maxReceiveCount: `None` until read.
-    pub fn max_receives(&self) -> Option<Option<u32>> {
-        self.max_receives.get().copied()
-    }
-
-    /// Queues an update for the writer; drops it (counted, logged) when the
-    /// queue is full. Never waits.
-    pub fn record(&self, mut u: Update) {
-        if u.instance_id.is_none() {
-            u.instance_id = self.instance_id.clone();
-        }
-        let mut h = std::collections::hash_map::DefaultHasher::new();
-        u.job_id.hash(&mut h);
-        let sent = {
-            let lanes = self.lanes.lock().expect("tracker lock");
-            match lanes.len() {
-                0 => Err(mpsc::error::TrySendError::Closed(u)),
-                n => lanes[(h.finish() as usize) % n].try_send(u),
-            }
-        };
-        if let Err(e) = sent {
-            let n = self.stats.dropped.fetch_add(1, Relaxed);
-            if n.is_power_of_two() || n == 0 {
-                let u = match e {
-                    mpsc::error::TrySendError::Full(u) | mpsc::error::TrySendError::Closed(u) => u,
-                };
-                tracing::warn!(job_id = %u.job_id, state = u.state.name(), dropped = n + 1, "job-state tracking is behind (table slow or unreachable): update dropped; the job itself is unaffected");
-            }
-        }
-    }
-
-    /// Lets queued updates be written for up to `patience`, then gives up
-    /// on the rest (at shutdown: the agent's exit must not wait on it).
-    pub async fn close(&self, patience: Duration) {
-        // Dropping the senders ends each lane once it has written its queue.
-        self.lanes.lock().expect("tracker lock").clear();
-        let mut tasks = self.tasks.lock().await;
-        let done = tokio::time::timeout(patience, async {
-            while tasks.join_next().await.is_some() {}
-        })
-        .await;
-        if done.is_err() {
-            tasks.abort_all();
-            tracing::warn!("job-state tracking: some updates were not written before exit");
-        }
-    }
-}
-
-async fn write_lane(table: Table, mut rx: mpsc::Receiver<Update>, stats: Arc<TrackerStats>) {
-    let mut last_error: Option<String> = None;
-    while let Some(u) = rx.recv().await {
-        let r = tokio::time::timeout(WRITE_TIMEOUT, table.write(&u)).await;
-        match r {
-            Ok(Ok(())) => {
-                stats.written.fetch_add(1, Relaxed);
-                if last_error.take().is_some() {
-                    tracing::info!(table = %table.name, "job-state tracking table reachable again");
-                }
-            }
-            Ok(Err(TrackError::Stale(_))) => {
-                stats.stale.fetch_add(1, Relaxed);
-                tracing::debug!(job_id = %u.job_id, state = u.state.name(), attempt = u.attempt, "tracking update older than the stored state; ignored");
-            }
-            Ok(Err(e)) => fail(&stats, &mut last_error, &u, &e.to_string()),
-            Err(_) => fail(&stats, &mut last_error, &u, "timed out"),
-        }
-    }
-}
-
-fn fail(stats: &TrackerStats, last: &mut Option<String>, u: &Update, why: &str) {
-    stats.failed.fetch_add(1, Relaxed);
-    // Log the first failure and each change of reason, not every write.
-    if last.as_deref() != Some(why) {
-        tracing::warn!(job_id = %u.job_id, state = u.state.name(), error = why, "could not record the job's state in the tracking table; the job itself is unaffected");
-        *last = Some(why.to_string());
-    }
-}
+mod writer;
+pub use writer::{Tracker, TrackerStats};
 
 #[cfg(test)]
 mod tests {
