@@ -66,7 +66,16 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    // Usage errors exit 64 (EX_USAGE), as the README documents; help and
+    // --version exit 0.
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = e.print();
+            let code = if e.use_stderr() { exit::USAGE } else { 0 };
+            return ExitCode::from(code as u8);
+        }
+    };
     match cli.command {
         Command::CheckConfig { config } => match Config::load(&config, &ProcessEnv) {
             Ok(c) => {

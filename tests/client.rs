@@ -410,7 +410,8 @@ async fn enqueue_from_file_batches_reports_progress_and_bad_lines() {
         &["enqueue", "--queue", &url, "--attr", "novalue", "x"],
         &env,
     );
-    assert_eq!(code, Some(2), "clap usage error: {err}");
+    assert_eq!(code, Some(64), "usage error: {err}");
+    assert!(err.contains("is not K=V"), "{err}");
     let (code, _, err) = cli(
         &["enqueue", "--queue", &url, "--attr", "AWS.x=1", "x"],
         &env,
