@@ -95,6 +95,10 @@ pub fn job_env(
         env.push((format!("DRAINERD_ATTR_{name}"), value.clone()));
     }
     // drainerd's own variables last: they win over attributes and job.env.
+    env.push((
+        "DRAINERD_JOB_ID".into(),
+        crate::client::job_id_of(&m.id, &m.attributes),
+    ));
     env.push(("DRAINERD_MESSAGE_ID".into(), m.id.clone()));
     env.push(("DRAINERD_RECEIVE_COUNT".into(), m.receive_count.to_string()));
     env.push(("DRAINERD_QUEUE_URL".into(), queue_url.into()));

@@ -16,7 +16,9 @@ use support::*;
 const TABLE: &str = "drainerd-jobs";
 
 /// Fails (exit 3) when the body contains "fail"; otherwise succeeds.
+/// Records the job id it was given when `$IDS` is set.
 const JOB: &str = r#"body=$(cat)
+[ -n "$IDS" ] && echo "$DRAINERD_JOB_ID" >> "$IDS"
 case "$body" in *fail*) exit 3 ;; esac
 exit 0"#;
 
@@ -108,7 +110,8 @@ async fn twenty_five_jobs_in_three_batches_all_read_succeeded() {
         &[job.to_str().unwrap()],
         &format!("concurrency = 4\n{}", tracking_section(&moto.endpoint)),
     );
-    let agent = Agent::start(&cfg, &[]);
+    let seen_ids = wd.path("ids");
+    let agent = Agent::start(&cfg, &[("IDS", seen_ids.to_str().unwrap())]);
     let all_done = eventually(Duration::from_secs(60), || async {
         for id in &ids {
             if state(&t, id.as_str()).await?.state != Some(JobState::Succeeded) {
@@ -132,6 +135,12 @@ async fn twenty_five_jobs_in_three_batches_all_read_succeeded() {
         assert_eq!(states, ["Queued", "Running", "Succeeded"], "{s:?}");
     }
     assert_eq!(depth(&sqs, &url).await, (0, 0), "every message deleted");
+    // Each job saw its own id as DRAINERD_JOB_ID.
+    let mut seen = read_lines(&seen_ids);
+    seen.sort();
+    let mut want: Vec<String> = ids.iter().map(|i| i.0.clone()).collect();
+    want.sort();
+    assert_eq!(seen, want);
 
     // `drainerd job ID` prints the state and the history.
     let (code, out, err) = cli(
