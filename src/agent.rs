@@ -67,6 +67,8 @@ pub struct Deps {
     pub pause: watch::Receiver<bool>,
     /// Reads the configuration again (for SIGHUP).
     pub reload: Box<dyn Fn() -> Result<Config, ConfigError> + Send>,
+    /// Job-state tracking, when `[tracking]` is enabled.
+    pub tracker: Option<Arc<crate::tracking::Tracker>>,
 }
 
 /// Runs until shut down through `control`.
@@ -85,6 +87,7 @@ pub async fn run(
         fleet,
         pause,
         reload,
+        tracker,
     } = deps;
     wait_for_queue(&queue, config.queue.start_timeout.0).await?;
     stats
@@ -122,6 +125,7 @@ pub async fn run(
         settle: settle_tx.clone(),
         budget,
         stats: stats.clone(),
+        tracker: tracker.clone(),
     });
     let mut receiver = tokio::spawn(receiver::run(
         queue.clone(),
@@ -235,10 +239,14 @@ pub async fn run(
     stop_heartbeat.cancel();
     let _ = heartbeats.await;
     let _ = settler.await;
+    if let Some(t) = &tracker {
+        // Bounded: the exit never waits long on the tracking table.
+        t.close(Duration::from_secs(5)).await;
+    }
     let summary = stats.summary(true);
     notifier.status(&summary);
     let (asg, md) = (stats.asg.total(), stats.metadata.total());
-    tracing::info!(summary = %summary, sqs_requests = %stats.requests_summary(), autoscaling_requests = asg, metadata_requests = md, "drainerd stopped; every message was settled");
+    tracing::info!(summary = %summary, sqs_requests = %stats.requests_summary(), sqs_requests_per_job = %stats.requests_per_job_text(), autoscaling_requests = asg, metadata_requests = md, "drainerd stopped; every message was settled");
     if st.failed {
         return Err(AgentError::Internal(
             "the receive loop ended abnormally".into(),
@@ -444,6 +452,7 @@ fn apply_reload(
     effective.metadata = old.metadata.clone();
     effective.fleet = old.fleet.clone();
     effective.status = old.status.clone();
+    effective.tracking = old.tracking.clone();
     effective.job.log_lines_per_second = old.job.log_lines_per_second;
     slots.resize(effective.job.concurrency);
     stats.slots.store(

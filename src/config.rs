@@ -41,6 +41,9 @@ pub struct Config {
     pub fleet: FleetConfig,
     #[serde(default)]
     pub status: StatusConfig,
+    /// Job-state tracking in DynamoDB (off by default); see `tracking`.
+    #[serde(default)]
+    pub tracking: crate::tracking::TrackingConfig,
 }
 
 /// Where the work comes from and how messages are leased.
@@ -470,6 +473,15 @@ impl Config {
             problem,
             fix: fix.into(),
         };
+        if self.tracking.enabled {
+            if let Err(problem) = self.tracking.validate() {
+                return Err(bad(
+                    "[tracking]",
+                    problem,
+                    "see the README, \"Job-state tracking\"",
+                ));
+            }
+        }
         let q = &self.queue;
         let j = &self.job;
         let from_tag = q.url.strip_prefix(TAG_PREFIX);
@@ -709,6 +721,11 @@ impl Config {
             "status",
             format!("{:?}", self.status),
             format!("{:?}", new.status),
+        );
+        cmp(
+            "tracking",
+            format!("{:?}", self.tracking),
+            format!("{:?}", new.tracking),
         );
         cmp(
             "agent.log_level",

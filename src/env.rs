@@ -253,6 +253,27 @@ const FIELDS: &[(&str, &str, &str, Kind)] = &[
         "actions_per_minute",
         Kind::Int,
     ),
+    (
+        "DRAINERD_TRACKING_ENABLED",
+        "tracking",
+        "enabled",
+        Kind::Bool,
+    ),
+    ("DRAINERD_TRACKING_TABLE", "tracking", "table", Kind::Str),
+    ("DRAINERD_TRACKING_REGION", "tracking", "region", Kind::Str),
+    (
+        "DRAINERD_TRACKING_ENDPOINT_URL",
+        "tracking",
+        "endpoint_url",
+        Kind::Str,
+    ),
+    ("DRAINERD_TRACKING_TTL", "tracking", "ttl", Kind::Dur),
+    (
+        "DRAINERD_TRACKING_QUEUE_CAPACITY",
+        "tracking",
+        "queue_capacity",
+        Kind::Int,
+    ),
 ];
 
 /// Variables that are read elsewhere (CLI flags), not config fields.

@@ -11,7 +11,10 @@
 
 pub mod agent;
 pub mod aws;
+pub mod cli;
+pub mod client;
 pub mod config;
+pub mod cost;
 pub mod duration;
 pub mod env;
 pub mod fleet;
@@ -34,6 +37,7 @@ pub mod slots;
 pub mod startup;
 pub mod stats;
 pub mod status;
+pub mod tracking;
 pub mod web;
 
 /// Exit codes (sysexits.h), as documented in the README.
@@ -42,6 +46,12 @@ pub mod exit {
     pub const CONFIG: i32 = 78;
     /// The queue is missing or unreachable at start.
     pub const UNAVAILABLE: i32 = 69;
+    /// Bad command-line usage (client commands).
+    pub const USAGE: i32 = 64;
+    /// Some input was malformed or some jobs were not queued (client commands).
+    pub const DATAERR: i32 = 65;
+    /// An input file could not be read (client commands).
+    pub const NOINPUT: i32 = 66;
     /// An internal error (a bug): please report it.
     pub const SOFTWARE: i32 = 70;
 }

@@ -20,8 +20,13 @@ Examples:
   DRAINERD_QUEUE_URL=https://sqs.us-east-1.amazonaws.com/123456789012/jobs \\
   DRAINERD_JOB_COMMAND='[\"/usr/local/bin/worker\"]' drainerd run
 
+  drainerd enqueue --queue URL --attr tenant=acme 'report 42'
+  drainerd enqueue --from-file jobs.jsonl
+  drainerd queue; drainerd dlq redrive --yes; drainerd cost --run-time 30s
+
 Exit codes: 0 stopped cleanly, 78 bad configuration, 69 queue missing or
-unreachable at start, 70 internal error.";
+unreachable at start, 70 internal error; client commands also 64 usage,
+65 some jobs not queued, 66 input file unreadable.";
 
 #[derive(Parser)]
 #[command(name = "drainerd", version, about = "Drains an SQS queue into child processes, losing nothing", after_help = EXAMPLES)]
@@ -55,10 +60,22 @@ enum Command {
         )]
         config: PathBuf,
     },
+    /// Producer and operator commands (enqueue, job, queue, dlq, table, cost).
+    #[command(flatten)]
+    Client(drainerd::cli::ClientCommand),
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    // Usage errors exit 64 (EX_USAGE), as the README documents; help and
+    // --version exit 0.
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = e.print();
+            let code = if e.use_stderr() { exit::USAGE } else { 0 };
+            return ExitCode::from(code as u8);
+        }
+    };
     match cli.command {
         Command::CheckConfig { config } => match Config::load(&config, &ProcessEnv) {
             Ok(c) => {
@@ -71,6 +88,7 @@ fn main() -> ExitCode {
             }
         },
         Command::Run { config, log_format } => run(config, log_format),
+        Command::Client(cmd) => drainerd::cli::run(cmd),
     }
 }
 

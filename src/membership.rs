@@ -75,13 +75,22 @@ impl Membership {
         let mut protection_retry_at: Option<Instant> = None;
         let mut group: Option<(GroupSize, Instant)> = None;
         let mut last_reason = String::new();
+        // Closed when no status page holds the sending end: then never
+        // polled again (a closed channel answers at once, every time).
+        let mut requests_open = true;
         loop {
             let mut requested = false;
             tokio::select! {
                 () = stop.cancelled() => return,
                 () = self.stats.busy.notified() => {}
                 () = sleep(self.cfg.check_interval.0) => {}
-                r = self.leave_requests.recv() => requested = r.is_some(),
+                r = self.leave_requests.recv(), if requests_open => match r {
+                    Some(()) => requested = true,
+                    None => {
+                        requests_open = false;
+                        continue;
+                    }
+                },
             }
             if requested {
                 if self.leave_on_request(&mut protected, &stop).await {

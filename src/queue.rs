@@ -123,26 +123,19 @@ impl Queue {
         self.backlog().await.map(|_| ())
     }
 
-    /// The queue's visible backlog (ApproximateNumberOfMessages).
-    ///
-    /// # Errors
-    /// The failed call.
-    pub async fn backlog(&self) -> Result<u64, QueueError> {
+    /// One attribute of the queue (`None` if the queue has none).
+    async fn attribute(&self, name: QueueAttributeName) -> Result<Option<String>, QueueError> {
         let r = self
             .client
             .get_queue_attributes()
             .queue_url(&self.url)
-            .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
+            .attribute_names(name.clone())
             .send()
             .await;
         match r {
             Ok(out) => {
                 self.stats.request(Api::GetQueueAttributes, true);
-                Ok(out
-                    .attributes()
-                    .and_then(|a| a.get(&QueueAttributeName::ApproximateNumberOfMessages))
-                    .and_then(|v| v.parse().ok())
-                    .unwrap_or(0))
+                Ok(out.attributes().and_then(|a| a.get(&name)).cloned())
             }
             Err(e) => Err(self.error(Api::GetQueueAttributes, &e)),
         }
@@ -211,6 +204,32 @@ impl Queue {
             }
             Err(e) => Err(self.error(Api::GetQueueUrl, &e)),
         }
+    }
+
+    /// The queue's visible backlog (ApproximateNumberOfMessages).
+    ///
+    /// # Errors
+    /// The failed call.
+    pub async fn backlog(&self) -> Result<u64, QueueError> {
+        let v = self
+            .attribute(QueueAttributeName::ApproximateNumberOfMessages)
+            .await?;
+        Ok(v.and_then(|v| v.parse().ok()).unwrap_or(0))
+    }
+
+    /// The DLQ's `maxReceiveCount` from this queue's redrive policy
+    /// (`None`: the queue has no DLQ). Read at start when job-state
+    /// tracking is on, to tell a failure that will be retried from one
+    /// that sends the message to the DLQ.
+    ///
+    /// # Errors
+    /// The failed call.
+    pub async fn max_receives(&self) -> Result<Option<u32>, QueueError> {
+        let v = self.attribute(QueueAttributeName::RedrivePolicy).await?;
+        Ok(
+            v.and_then(|p| crate::client::admin::parse_redrive_policy(&p))
+                .map(|p| p.max_receive_count),
+        )
     }
 
     /// Long-polls for up to `max` (1..=10) messages, hidden for `lease`.

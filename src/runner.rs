@@ -20,6 +20,7 @@ use crate::policy::retry_backoff;
 use crate::queue::Received;
 use crate::settle::{Action, Request};
 use crate::stats::{JobOutcome, RecentJob, Stats};
+use crate::tracking::{failure_state, JobState, Update};
 
 /// What every job task shares.
 pub struct JobContext {
@@ -29,6 +30,8 @@ pub struct JobContext {
     pub settle: mpsc::UnboundedSender<Request>,
     pub budget: Arc<LineBudget>,
     pub stats: Arc<Stats>,
+    /// Job-state tracking (never waited on: `record` only queues).
+    pub tracker: Option<Arc<crate::tracking::Tracker>>,
 }
 
 /// The fate of a finished message: what to tell SQS and how to count it.
@@ -49,6 +52,32 @@ pub fn decide(exit: &Exit, receive_count: u32, cfg: &Config) -> (Action, JobOutc
     }
 }
 
+/// The tracking update for a finished job.
+fn tracked_outcome(
+    job_id: &str,
+    m: &Received,
+    exit: &Exit,
+    outcome: JobOutcome,
+    duration: Duration,
+    max_receives: Option<Option<u32>>,
+) -> Update {
+    let state = match outcome {
+        JobOutcome::Succeeded => JobState::Succeeded,
+        JobOutcome::HandedBack => JobState::HandedBack,
+        JobOutcome::Failed | JobOutcome::TimedOut | JobOutcome::Rejected => {
+            failure_state(m.receive_count, max_receives)
+        }
+    };
+    let mut u = Update::new(job_id, state, m.receive_count);
+    u.message_id = Some(m.id.clone());
+    u.exit_code = match exit {
+        Exit::Code(c) => Some(*c),
+        _ => None,
+    };
+    u.duration = Some(duration);
+    u
+}
+
 /// The environment a job sees on top of the agent's.
 pub fn job_env(
     m: &Received,
@@ -66,6 +95,10 @@ pub fn job_env(
         env.push((format!("DRAINERD_ATTR_{name}"), value.clone()));
     }
     // drainerd's own variables last: they win over attributes and job.env.
+    env.push((
+        "DRAINERD_JOB_ID".into(),
+        crate::client::job_id_of(&m.id, &m.attributes),
+    ));
     env.push(("DRAINERD_MESSAGE_ID".into(), m.id.clone()));
     env.push(("DRAINERD_RECEIVE_COUNT".into(), m.receive_count.to_string()));
     env.push(("DRAINERD_QUEUE_URL".into(), queue_url.into()));
@@ -90,6 +123,12 @@ pub async fn run(
     stats.job_started();
     let started = Instant::now();
     let message_id: Arc<str> = Arc::from(m.id.as_str());
+    let job_id = crate::client::job_id_of(&m.id, &m.attributes);
+    if let Some(t) = &ctx.tracker {
+        let mut u = Update::new(&job_id, JobState::Running, m.receive_count);
+        u.message_id = Some(m.id.clone());
+        t.record(u);
+    }
 
     let exit = if m.body.len() > cfg.queue.max_message_bytes {
         Exit::SpawnFailed(format!(
@@ -165,6 +204,16 @@ pub async fn run(
         duration,
     );
     stats.job_ended();
+    if let Some(t) = &ctx.tracker {
+        t.record(tracked_outcome(
+            &job_id,
+            &m,
+            &exit,
+            outcome,
+            duration,
+            t.max_receives(),
+        ));
+    }
     let _ = ctx.settle.send(Request {
         message_id,
         receipt: m.receipt,

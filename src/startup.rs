@@ -166,7 +166,12 @@ pub async fn deps(
 
     let mut fleet = None;
     if let Some(id) = &identity {
-        let sdk = crate::aws::sdk_config(http, region, config.fleet.endpoint_url.as_deref()).await;
+        let sdk = crate::aws::sdk_config(
+            http.clone(),
+            region.clone(),
+            config.fleet.endpoint_url.as_deref(),
+        )
+        .await;
         match Fleet::connect(&sdk, id.instance_id.clone(), stats.clone()).await {
             Ok(f) => {
                 match &f.group {
@@ -184,6 +189,13 @@ pub async fn deps(
             }
         }
     }
+
+    let http_for_tracking = http;
+    let tracker = if config.tracking.enabled {
+        Some(tracker(config, &queue, http_for_tracking, region.clone(), &identity).await)
+    } else {
+        None
+    };
 
     let (pause_tx, pause) = watch::channel(false);
     let (leave_tx, leave_requests) = mpsc::channel(1);
@@ -230,5 +242,46 @@ pub async fn deps(
         fleet,
         pause,
         reload: Box::new(move || Config::load(&config_path, &ProcessEnv)),
+        tracker,
     }
+}
+
+/// The job-state tracker, and a task that reads the DLQ's maxReceiveCount
+/// (retrying until the queue answers) so a failure on the last allowed
+/// receive is recorded as DeadLettered; until then failures read Failed.
+/// Makes no table request: a missing or unreachable table shows up as
+/// logged write failures, never as a stopped agent.
+async fn tracker(
+    config: &Config,
+    queue: &Arc<Queue>,
+    http: aws_smithy_runtime_api::client::http::SharedHttpClient,
+    region: Option<String>,
+    identity: &Option<Identity>,
+) -> Arc<crate::tracking::Tracker> {
+    let table = crate::tracking::Table::connect(&config.tracking, region, http).await;
+    tracing::info!(table = %table.name, "job-state tracking on");
+    let t = Arc::new(crate::tracking::Tracker::start(
+        table,
+        config.tracking.queue_capacity,
+        identity.as_ref().map(|i| i.instance_id.clone()),
+    ));
+    let (t2, q) = (t.clone(), queue.clone());
+    tokio::spawn(async move {
+        let mut wait = Duration::from_secs(2);
+        loop {
+            match q.max_receives().await {
+                Ok(m) => {
+                    tracing::info!(max_receive_count = ?m, "redrive policy read: failures on the last allowed receive are tracked as DeadLettered");
+                    t2.set_max_receives(m);
+                    return;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "could not read the queue's redrive policy yet; failed jobs are tracked as Failed until it is read");
+                    tokio::time::sleep(wait).await;
+                    wait = (wait * 2).min(Duration::from_secs(60));
+                }
+            }
+        }
+    });
+    t
 }

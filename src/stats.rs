@@ -256,6 +256,22 @@ impl Stats {
         }
         r.push_back(job);
     }
+    /// Jobs finished, whatever their outcome.
+    pub fn jobs_finished(&self) -> u64 {
+        JobOutcome::ALL.iter().map(|o| self.jobs(*o)).sum()
+    }
+    /// SQS requests per finished job, failed calls and idle polls included
+    /// (`None` before the first job): the measured input of `drainerd cost
+    /// --requests-per-job`.
+    pub fn requests_per_job(&self) -> Option<f64> {
+        let jobs = self.jobs_finished();
+        (jobs > 0).then(|| self.total_requests() as f64 / jobs as f64)
+    }
+    /// [`Stats::requests_per_job`] for a log field (`-` before any job).
+    pub fn requests_per_job_text(&self) -> String {
+        self.requests_per_job()
+            .map_or_else(|| "-".into(), |r| format!("{r:.3}"))
+    }
     /// The last [`RECENT_JOBS`] finished jobs, newest first.
     pub fn recent_jobs(&self) -> Vec<RecentJob> {
         self.recent

@@ -355,3 +355,26 @@ async fn after_leaving_it_powers_off_through_systemd_if_still_running() {
         a.logs()
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_member_sleeps() {
+    // The fleet task waits on timers and channels; one that spins (a
+    // closed channel polled in a loop) burns a core while nothing happens.
+    let f = fleet("quiet", "10m").await;
+    let a = agent(
+        &f,
+        "cat >/dev/null",
+        "idle_timeout = \"1h\"",
+        &f.moto.endpoint,
+    );
+    assert!(
+        a.wait_log("fleet logic on", Duration::from_secs(15)).await,
+        "log:\n{}",
+        a.logs()
+    );
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let before = a.cpu_ms();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let used = a.cpu_ms() - before;
+    assert!(used < 300, "an idle agent used {used} ms of CPU in 3 s");
+}

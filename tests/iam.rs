@@ -40,22 +40,13 @@ fn calls(file: &str, service: &str) -> BTreeSet<String> {
         .collect()
 }
 
-#[test]
-fn the_policy_lists_exactly_the_actions_the_code_calls() {
-    let mut code = calls("queue.rs", "sqs");
-    code.extend(calls("fleet.rs", "autoscaling"));
-    assert!(
-        code.contains("sqs:ReceiveMessage")
-            && code.contains("autoscaling:TerminateInstanceInAutoScalingGroup"),
-        "{code:?}"
-    );
-
-    let policy: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(Path::new(ROOT).join("packaging/iam-policy.json")).unwrap(),
-    )
-    .expect("packaging/iam-policy.json is valid JSON");
+/// Every `Action` the policy file grants.
+fn granted(file: &str) -> BTreeSet<String> {
+    let policy: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(Path::new(ROOT).join(file)).unwrap())
+            .unwrap_or_else(|e| panic!("{file} is not valid JSON: {e}"));
     assert_eq!(policy["Version"], "2012-10-17");
-    let granted: BTreeSet<String> = policy["Statement"]
+    policy["Statement"]
         .as_array()
         .unwrap()
         .iter()
@@ -67,6 +58,44 @@ fn the_policy_lists_exactly_the_actions_the_code_calls() {
                 .iter()
                 .map(|a| a.as_str().unwrap().to_string())
         })
-        .collect();
-    assert_eq!(granted, code, "policy actions vs SDK calls in src/");
+        .collect()
+}
+
+/// The producer/operator policy: `drainerd enqueue`, `job`, `queue`,
+/// `dlq redrive`, `table create` (and the client library).
+#[test]
+fn the_client_policy_lists_exactly_the_actions_the_client_calls() {
+    let mut code = calls("client.rs", "sqs");
+    code.extend(calls("client/admin.rs", "sqs"));
+    code.extend(calls("client/table.rs", "dynamodb"));
+    // The enqueuer writes Queued through tracking::Table::write.
+    code.extend(calls("tracking.rs", "dynamodb"));
+    assert!(
+        code.contains("sqs:SendMessage") && code.contains("dynamodb:CreateTable"),
+        "{code:?}"
+    );
+    assert_eq!(
+        granted("packaging/iam-policy-client.json"),
+        code,
+        "client policy actions vs SDK calls in src/client*"
+    );
+}
+
+#[test]
+fn the_policy_lists_exactly_the_actions_the_code_calls() {
+    let mut code = calls("queue.rs", "sqs");
+    code.extend(calls("fleet.rs", "autoscaling"));
+    // Job-state tracking (optional): the agent's transition writes.
+    code.extend(calls("tracking.rs", "dynamodb"));
+    assert!(
+        code.contains("sqs:ReceiveMessage")
+            && code.contains("autoscaling:TerminateInstanceInAutoScalingGroup"),
+        "{code:?}"
+    );
+
+    assert_eq!(
+        granted("packaging/iam-policy.json"),
+        code,
+        "policy actions vs SDK calls in src/"
+    );
 }

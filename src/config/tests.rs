@@ -159,6 +159,8 @@ fn every_env_variable_maps_to_a_real_field() {
                 ("DRAINERD_FLEET_LIFECYCLE_HOOK", "h"),
                 ("DRAINERD_FLEET_POWEROFF_AFTER", "5m"),
                 ("DRAINERD_STATUS_CONTROL_TOKEN", "0123456789abcdef0"),
+                ("DRAINERD_TRACKING_REGION", "r"),
+                ("DRAINERD_TRACKING_ENDPOINT_URL", "http://d"),
             ],
         )
         .unwrap(),
