@@ -315,14 +315,6 @@ pub fn snapshot(
             });
         }
     }
-    let finished: u64 = JobOutcome::ALL.iter().map(|o| stats.jobs(*o)).sum();
-    let sqs: u64 = Api::ALL
-        .iter()
-        .map(|a| {
-            let (ok, err) = stats.requests(*a);
-            ok + err
-        })
-        .sum();
     let boundary = instance.launch_time.map(|l| next_hour_boundary(l, now));
     let group = figures.group.as_ref();
     Snapshot {
@@ -409,7 +401,7 @@ pub fn snapshot(
             .into_iter()
             .map(|(kind, _, count)| NoticeCount { kind, count })
             .collect(),
-        sqs_requests_per_job: (finished > 0).then(|| sqs as f64 / finished as f64),
+        sqs_requests_per_job: stats.requests_per_job(),
         controls_enabled,
     }
 }
