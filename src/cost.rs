@@ -286,8 +286,18 @@ pub fn report(i: &Inputs, e: &Estimate) -> String {
     let r = &e.requests;
     let mut s = String::new();
     s.push_str(&format!(
-        "inputs: payload {} B · run time {:?} · {} jobs per box · ${}/h ({:?}, instances live {:?}) · utilization {:.0}% · heartbeat every {:?}{}\n",
-        i.payload_bytes, i.run_time, i.jobs_per_box, i.instance_per_hour, i.billing, i.instance_lifetime, i.utilization * 100.0, i.heartbeat_interval,
+        "inputs: payload {} B · run time {} · {} jobs per box · ${}/h ({}, instances live {}) · utilization {:.0}% · heartbeat every {}{}\n",
+        i.payload_bytes,
+        humantime::format_duration(i.run_time),
+        i.jobs_per_box,
+        i.instance_per_hour,
+        match i.billing {
+            Billing::PerSecond => "billed per second",
+            Billing::Hourly => "billed hourly",
+        },
+        humantime::format_duration(i.instance_lifetime),
+        i.utilization * 100.0,
+        humantime::format_duration(i.heartbeat_interval),
         if i.tracking { " · tracking on" } else { "" },
     ));
     s.push_str(&format!(
