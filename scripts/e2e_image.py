@@ -311,7 +311,8 @@ class Run:
         packer_log = os.path.join(work, "packer.log")
         t = time.time()
         with open(packer_log, "w") as f:
-            r = subprocess.run(cmd, cwd=ROOT, stdout=f, stderr=subprocess.STDOUT)
+            r = subprocess.run(cmd, cwd=ROOT, stdout=f, stderr=subprocess.STDOUT,
+                               env=dict(os.environ, PACKER_CACHE_DIR=os.path.join(work, "packer_cache")))
         if r.returncode != 0:
             shutil.copy(packer_log, self.args.artifacts)
             raise Failed(f"packer build exited {r.returncode}; see {self.args.artifacts}/packer.log")
