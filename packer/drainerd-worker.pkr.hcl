@@ -129,8 +129,9 @@ build {
   provisioner "ansible" {
     playbook_file = "${path.root}/../ansible/bake.yml"
     user          = build.User
-    # Ansible connects to the machine itself rather than through Packer's
-    # SSH proxy, whose scp does not speak the SFTP-based scp of OpenSSH 9.
+    # Ansible connects to the machine itself: Packer 1.6's SSH proxy offers
+    # only an ssh-rsa (SHA-1) host key, which OpenSSH 8.8 and later refuse
+    # ("no matching host key type found").
     use_proxy = false
     extra_arguments = [
       "--extra-vars", "drainerd_package_deb=${abspath("${path.root}/../target/debian/drainerd.deb")}",

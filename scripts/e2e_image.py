@@ -497,7 +497,7 @@ class Run:
         log("==> e2e image test passed; stage timings:")
         for name, s in self.timings:
             log(f"    {s:7.1f} s  {name}")
-        log(f"    {total:7.1f} s  total (bake to poweroff)")
+        log(f"    {total:7.1f} s  total")
         if not a.keep:
             shutil.rmtree(work, ignore_errors=True)
         return 0
