@@ -330,7 +330,7 @@ class Run:
             self.stage = "base image"
             t = time.time()
             subprocess.run([os.path.join(ROOT, "scripts", "e2e-base-image"), base_dir], check=True)
-            self.timed("base image (mmdebstrap; cached)", time.time() - t)
+            self.timed("base image (mmdebstrap; 0 s once cached)", time.time() - t)
 
             self.stage = "bake"
             log("==> bake: packer build -only=qemu.local packer/ (Ansible role in bake mode)")
