@@ -155,6 +155,7 @@ class Run:
         a = self.args
         base_dir = os.path.join(a.cache, "base")
         os.makedirs(a.cache, exist_ok=True)
+        shutil.rmtree(a.artifacts, ignore_errors=True)  # only this run's failure belongs there
         work = tempfile.mkdtemp(prefix="run-", dir=a.cache)
         self.work = work
         t_all = time.time()
@@ -329,13 +330,13 @@ class Run:
                 if p.poll() is None:
                     p.kill()
                     p.wait()
+            if not a.keep:  # the disks are large; a failure's logs are in the artifacts
+                shutil.rmtree(work, ignore_errors=True)
         total = time.time() - t_all
         log("==> e2e image test passed; stage timings:")
         for name, s in self.timings:
             log(f"    {s:7.1f} s  {name}")
         log(f"    {total:7.1f} s  total")
-        if not a.keep:
-            shutil.rmtree(work, ignore_errors=True)
         return 0
 
     def collect(self):
