@@ -5,6 +5,10 @@
 #   packer build -only=amazon-ebs.worker -var base=debian12 packer/   # an AMI
 #   packer build -only=qemu.local -var qemu_base_image=PATH packer/   # a local qcow2
 #
+# The qemu source boots a base image with a bootloader (a Debian cloud
+# qcow2), or, with qemu_kernel/qemu_initrd/qemu_append, a bare root file
+# system by direct kernel boot (what scripts/e2e-image does).
+#
 # The provisioning is the same for both: the Ansible role in bake mode
 # (package installed, unit enabled, no configuration, not started).
 
@@ -45,6 +49,27 @@ variable "qemu_ssh_key" {
   default = "output-base/id_ed25519"
 }
 
+variable "qemu_output_directory" {
+  type    = string
+  default = "output-qemu"
+}
+
+variable "qemu_kernel" {
+  type        = string
+  default     = ""
+  description = "Direct kernel boot: a kernel for a base image without a bootloader (empty: boot the disk)."
+}
+
+variable "qemu_initrd" {
+  type    = string
+  default = ""
+}
+
+variable "qemu_append" {
+  type    = string
+  default = "root=/dev/vda rw console=ttyS0"
+}
+
 locals {
   stamp      = regex_replace(timestamp(), "[- TZ:]", "")
   al2023     = var.base == "al2023"
@@ -52,6 +77,11 @@ locals {
   # Amazon for Amazon Linux, Debian's cloud team account for Debian.
   ami_owner = local.al2023 ? "137112412989" : "136693071363"
   ssh_user  = local.al2023 ? "ec2-user" : "admin"
+  qemu_direct_boot = var.qemu_kernel == "" ? [] : [
+    ["-kernel", var.qemu_kernel],
+    ["-initrd", var.qemu_initrd],
+    ["-append", var.qemu_append],
+  ]
 }
 
 source "amazon-ebs" "worker" {
@@ -88,8 +118,9 @@ source "qemu" "local" {
   ssh_private_key_file = var.qemu_ssh_key
   ssh_timeout          = "10m"
   shutdown_command     = "systemctl poweroff"
-  output_directory     = "output-qemu"
+  output_directory     = var.qemu_output_directory
   vm_name              = "drainerd-worker.qcow2"
+  qemuargs             = local.qemu_direct_boot
 }
 
 build {
@@ -98,9 +129,13 @@ build {
   provisioner "ansible" {
     playbook_file = "${path.root}/../ansible/bake.yml"
     user          = build.User
+    # Ansible connects to the machine itself: Packer 1.6's SSH proxy offers
+    # only an ssh-rsa (SHA-1) host key, which OpenSSH 8.8 and later refuse
+    # ("no matching host key type found").
+    use_proxy = false
     extra_arguments = [
-      "--extra-vars", "drainerd_package_deb=${path.root}/../target/debian/drainerd.deb",
-      "--extra-vars", "drainerd_package_rpm=${path.root}/../target/generate-rpm/drainerd.rpm",
+      "--extra-vars", "drainerd_package_deb=${abspath("${path.root}/../target/debian/drainerd.deb")}",
+      "--extra-vars", "drainerd_package_rpm=${abspath("${path.root}/../target/generate-rpm/drainerd.rpm")}",
     ]
   }
 }

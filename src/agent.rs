@@ -178,7 +178,11 @@ pub async fn run(
                         st.begin(&intake, None, &stats);
                         stats.set_notice(reason.clone());
                         status = stats.summary(true);
-                        notifier.stopping(&status);
+                        // A status, not STOPPING=1: systemd takes STOPPING=1
+                        // as "stopping by itself", waits TimeoutStopSec for
+                        // the exit, then SIGKILLs, and a poweroff meanwhile
+                        // sends no SIGTERM (seen in scripts/e2e-image).
+                        notifier.status(&status);
                         tracing::warn!(reason = %reason, "left the Auto Scaling group: waiting for the platform to stop this instance");
                     }
                     Control::Notice(event) => {

@@ -5,7 +5,10 @@
 //! follows the EC2 user guide: a token from `PUT /latest/api/token` with a
 //! TTL of 1..=21600 s; every GET needs a valid token (401 otherwise); 404
 //! for an item that is not present; 403 for a token PUT carrying
-//! `X-Forwarded-For`.
+//! `X-Forwarded-For`. Like IMDS, every path is also served under a dated
+//! API version (`/2009-04-04/meta-data/...`) and a category answers with a
+//! listing of what is in it: cloud-init's Ec2 datasource reads metadata
+//! that way.
 
 use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant, SystemTime};
@@ -132,7 +135,8 @@ impl Sim {
         if !token_ok || (self.faults.unauthorized && self.faults.active_for(path, now)) {
             return Reply::new(401, "");
         }
-        match self.item(path) {
+        let path = as_latest(path);
+        match self.listing(&path).or_else(|| self.item(&path)) {
             Some(body) => Reply::new(200, body),
             None => Reply::new(404, ""),
         }
@@ -163,6 +167,49 @@ impl Sim {
         let mut r = Reply::new(200, token);
         r.headers.push((TTL_HEADER, ttl.to_string()));
         r
+    }
+
+    /// A category's listing, as IMDS answers it: one entry a line,
+    /// sub-categories with a trailing `/`, only what is present.
+    fn listing(&self, path: &str) -> Option<String> {
+        let dir = path.strip_prefix("/latest")?.trim_end_matches('/');
+        let entries = match dir {
+            "" if self.user_data.is_some() => vec!["dynamic", "meta-data", "user-data"],
+            "" => vec!["dynamic", "meta-data"],
+            "/meta-data" => {
+                let mut v = vec![
+                    "ami-id",
+                    "events/",
+                    "iam/",
+                    "instance-id",
+                    "instance-type",
+                    "placement/",
+                ];
+                let present = [
+                    (self.lifecycle.is_some(), "autoscaling/"),
+                    (self.spot.is_some(), "spot/"),
+                    (!self.tags.is_empty(), "tags/"),
+                ];
+                v.extend(present.iter().filter(|(p, _)| *p).map(|(_, e)| *e));
+                v.sort_unstable();
+                v
+            }
+            "/meta-data/placement" => vec!["availability-zone", "region"],
+            "/meta-data/events" if self.rebalance.is_some() => {
+                vec!["maintenance/", "recommendations/"]
+            }
+            "/meta-data/events" => vec!["maintenance/"],
+            "/meta-data/events/maintenance" => vec!["scheduled"],
+            "/meta-data/events/recommendations" if self.rebalance.is_some() => vec!["rebalance"],
+            "/meta-data/spot" if self.spot.is_some() => vec!["instance-action"],
+            "/meta-data/autoscaling" if self.lifecycle.is_some() => vec!["target-lifecycle-state"],
+            "/meta-data/iam" => vec!["security-credentials/"],
+            "/meta-data/tags" if !self.tags.is_empty() => vec!["instance"],
+            "/dynamic" => vec!["instance-identity/"],
+            "/dynamic/instance-identity" => vec!["document"],
+            _ => return None,
+        };
+        Some(entries.join("\n"))
     }
 
     fn item(&self, path: &str) -> Option<String> {
@@ -210,6 +257,25 @@ impl Sim {
             .to_string(),
             _ => return None,
         })
+    }
+}
+
+/// IMDS serves each API version under its date as well as under
+/// `/latest/` (cloud-init asks for `/2009-04-04/...` and newer dates); this
+/// maps a dated path to its `/latest/` form.
+fn as_latest(path: &str) -> std::borrow::Cow<'_, str> {
+    let rest = path.strip_prefix('/').unwrap_or(path);
+    let (version, tail) = rest.split_once('/').unwrap_or((rest, ""));
+    let b = version.as_bytes();
+    let dated = b.len() == 10
+        && b.iter().enumerate().all(|(i, c)| match i {
+            4 | 7 => *c == b'-',
+            _ => c.is_ascii_digit(),
+        });
+    if dated {
+        format!("/latest/{tail}").into()
+    } else {
+        path.into()
     }
 }
 
@@ -276,5 +342,44 @@ mod tests {
                 .status,
             401
         );
+    }
+
+    #[test]
+    fn dated_versions_and_listings_as_cloud_init_reads_them() {
+        let mut sim = Sim::default();
+        let now = Instant::now();
+        let t = sim.imds(
+            "PUT",
+            "/latest/api/token",
+            &hdrs(&[(TTL_HEADER, "60")]),
+            now,
+        );
+        let auth = hdrs(&[(TOKEN_HEADER, t.body.as_str())]);
+        let get = |sim: &mut Sim, p: &str| {
+            let r = sim.imds("GET", p, &auth, now);
+            (r.status, r.body)
+        };
+        assert_eq!(
+            get(&mut sim, "/2009-04-04/meta-data/instance-id"),
+            (200, "i-0123456789abcdef0".to_string())
+        );
+        let (status, md) = get(&mut sim, "/2021-03-23/meta-data/");
+        assert_eq!(status, 200);
+        let md: Vec<&str> = md.lines().collect();
+        assert!(md.contains(&"instance-id") && md.contains(&"placement/"));
+        assert!(!md.contains(&"spot/"), "no spot/ without a notice");
+        assert_eq!(
+            get(&mut sim, "/2009-04-04/dynamic/instance-identity"),
+            (200, "document".to_string())
+        );
+        assert_eq!(get(&mut sim, "/2009-04-04/user-data").0, 404);
+        sim.user_data = Some("#cloud-config\n".into());
+        assert_eq!(
+            get(&mut sim, "/2009-04-04/user-data"),
+            (200, "#cloud-config\n".to_string())
+        );
+        assert_eq!(get(&mut sim, "/1.0/meta-data/instance-id").0, 404);
+        sim.spot = Some(serde_json::json!({"action": "terminate"}));
+        assert!(get(&mut sim, "/latest/meta-data").1.contains("spot/"));
     }
 }
