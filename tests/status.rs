@@ -97,8 +97,9 @@ fn metric(m: &BTreeMap<String, f64>, key: &str) -> f64 {
 }
 
 async fn status_json(port: u16) -> serde_json::Value {
-    let (code, _, body) = get(port, "/status.json");
+    let (code, h, body) = get(port, "/status.json");
     assert_eq!(code, 200);
+    assert_eq!(h["content-type"], "application/json");
     serde_json::from_str(&body).unwrap()
 }
 
