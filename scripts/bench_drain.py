@@ -18,7 +18,7 @@ import sys
 import tempfile
 import time
 
-from common import ROOT, client, start_moto
+from common import ROOT, agent_env, client, start_moto
 
 BIN = os.path.join(ROOT, "target", "release", "drainerd")
 TICK_MS = 1000.0 / os.sysconf("SC_CLK_TCK")
@@ -52,9 +52,7 @@ command = ["/bin/true"]
 concurrency = {concurrency}
 """)
     log_path = os.path.join(work, f"drainerd-{time.time_ns()}.log")
-    env = dict(os.environ, AWS_ACCESS_KEY_ID="test", AWS_SECRET_ACCESS_KEY="test",
-               AWS_EC2_METADATA_DISABLED="true", DRAINERD_METADATA_ENABLED="false", RUST_LOG="info")
-    env.pop("NOTIFY_SOCKET", None)
+    env = agent_env(AWS_EC2_METADATA_DISABLED="true", DRAINERD_METADATA_ENABLED="false", RUST_LOG="info")
     log = open(log_path, "w")
     p = subprocess.Popen([BIN, "run", "--config", config, "--log-format", "text"],
                          stdout=log, stderr=log, env=env)

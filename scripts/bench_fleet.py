@@ -6,7 +6,7 @@ import subprocess
 import tempfile
 import time
 
-from common import ROOT, TARGET, client, free_port, start_moto, wait_port
+from common import ROOT, TARGET, agent_env, client, free_port, start_moto, wait_port
 
 SCALE = 30  # 1 s here = 30 s at default timers
 
@@ -47,8 +47,7 @@ protection_linger = "4s"
 check_interval = "1s"
 """)
         log_path = os.path.join(work, "drainerd.log")
-        env = dict(os.environ, AWS_ACCESS_KEY_ID="test", AWS_SECRET_ACCESS_KEY="test")
-        env.pop("NOTIFY_SOCKET", None)
+        env = agent_env()
         agent = subprocess.Popen([os.path.join(TARGET, "drainerd"), "run", "--config", config, "--log-format", "text"],
                                  stdout=open(log_path, "w"), stderr=subprocess.STDOUT, env=env)
         procs.append(agent)

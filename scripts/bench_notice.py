@@ -11,7 +11,7 @@ import tempfile
 import time
 from datetime import datetime
 
-from common import TARGET, client, free_port, start_moto, wait_port
+from common import TARGET, agent_env, client, free_port, start_moto, wait_port
 
 
 def control(port, method, path, body=""):
@@ -51,8 +51,7 @@ spot_signal_jobs = "immediately"
 endpoint_url = "{endpoint}"
 """)
     log_path = config.replace(".toml", ".log")
-    env = dict(os.environ, AWS_ACCESS_KEY_ID="test", AWS_SECRET_ACCESS_KEY="test")
-    env.pop("NOTIFY_SOCKET", None)
+    env = agent_env()
     agent = subprocess.Popen([os.path.join(TARGET, "drainerd"), "run", "--config", config, "--log-format", "text"],
                              stdout=open(log_path, "w"), stderr=subprocess.STDOUT, env=env)
     try:

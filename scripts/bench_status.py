@@ -26,7 +26,7 @@ import threading
 import time
 import urllib.request
 
-from common import ROOT, client, free_port, start_moto, wait_port
+from common import ROOT, agent_env, client, free_port, start_moto, wait_port
 
 BIN = os.path.join(ROOT, "target", "release", "drainerd")
 PACE = "function delay() return 10 end\n"
@@ -132,9 +132,7 @@ concurrency = 4
 listen = "127.0.0.1:{port}"
 refresh_interval = "15s"
 """)
-        env = dict(os.environ, AWS_ACCESS_KEY_ID="test", AWS_SECRET_ACCESS_KEY="test",
-                   AWS_EC2_METADATA_DISABLED="true", DRAINERD_METADATA_ENABLED="false", RUST_LOG="warn")
-        env.pop("NOTIFY_SOCKET", None)
+        env = agent_env(AWS_EC2_METADATA_DISABLED="true", DRAINERD_METADATA_ENABLED="false", RUST_LOG="warn")
         log = open(os.path.join(work, "drainerd.log"), "w")
         agent = subprocess.Popen([BIN, "run", "--config", config, "--log-format", "text"],
                                  stdout=log, stderr=log, env=env)

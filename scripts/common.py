@@ -44,3 +44,11 @@ def start_moto():
 def client(service, endpoint):
     return boto3.client(service, endpoint_url=endpoint, region_name="us-east-1",
                         aws_access_key_id="test", aws_secret_access_key="test")
+
+
+def agent_env(**extra):
+    """The environment drainerd runs in against moto: moto's test
+    credentials, no systemd notify socket, plus `extra`."""
+    env = dict(os.environ, AWS_ACCESS_KEY_ID="test", AWS_SECRET_ACCESS_KEY="test", **extra)
+    env.pop("NOTIFY_SOCKET", None)
+    return env

@@ -21,7 +21,7 @@ import tempfile
 import time
 import urllib.request
 
-from common import ROOT, TARGET, VENV, client, free_port, start_moto, wait_port
+from common import ROOT, TARGET, VENV, agent_env, client, free_port, start_moto, wait_port
 
 
 def depth(sqs, url):
@@ -81,8 +81,7 @@ listen = "127.0.0.1:{self.status_port}"
 refresh_interval = "2s"
 """)
         self.log_path = os.path.join(work, f"drainerd-{name}.log")
-        env = dict(os.environ, AWS_ACCESS_KEY_ID="test", AWS_SECRET_ACCESS_KEY="test")
-        env.pop("NOTIFY_SOCKET", None)
+        env = agent_env()
         log = open(self.log_path, "w")
         self.proc = subprocess.Popen(
             [os.path.join(TARGET, "drainerd"), "run", "--config", config, "--log-format", "text"],

@@ -103,6 +103,22 @@ async fn status_json(port: u16) -> serde_json::Value {
     serde_json::from_str(&body).unwrap()
 }
 
+/// drainerd with its status page on a free port, once ready: (agent, port).
+async fn with_page(cfg: &Path, mut env: Vec<(&'static str, String)>) -> (Agent, u16) {
+    let port = free_port();
+    env.push(("DRAINERD_STATUS_ENABLED", "true".into()));
+    env.push(("DRAINERD_STATUS_LISTEN", format!("127.0.0.1:{port}")));
+    let agent = start_agent(cfg, &env);
+    assert!(
+        agent
+            .wait_log("drainerd ready", Duration::from_secs(20))
+            .await,
+        "{}",
+        agent.logs()
+    );
+    (agent, port)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn endpoints_metrics_and_no_requests_per_view() {
     let moto = Moto::start();
@@ -121,26 +137,19 @@ async fn endpoints_metrics_and_no_requests_per_view() {
         &[job.to_str().unwrap()],
         "concurrency = 2",
     );
-    let port = free_port();
-    let agent = Agent::start(
+    let (agent, port) = with_page(
         &cfg,
-        &[
-            ("DRAINERD_STATUS_ENABLED", "true"),
-            ("DRAINERD_STATUS_LISTEN", &format!("127.0.0.1:{port}")),
-            ("DRAINERD_STATUS_REFRESH_INTERVAL", "60s"),
+        vec![
+            ("DRAINERD_STATUS_REFRESH_INTERVAL", "60s".into()),
             // The failing job is counted once before it comes back.
-            ("DRAINERD_JOB_RETRY_BACKOFF_BASE", "60s"),
-            ("DRAINERD_JOB_RETRY_BACKOFF_MAX", "120s"),
+            ("DRAINERD_JOB_RETRY_BACKOFF_BASE", "60s".into()),
+            ("DRAINERD_JOB_RETRY_BACKOFF_MAX", "120s".into()),
             // An idle agent then makes one receive per 20 s: the relay's
             // count below is quiet enough to see any request a view makes.
-            ("DRAINERD_QUEUE_WAIT_TIME", "20s"),
+            ("DRAINERD_QUEUE_WAIT_TIME", "20s".into()),
         ],
-    );
-    assert!(
-        agent
-            .wait_log("drainerd ready", Duration::from_secs(20))
-            .await
-    );
+    )
+    .await;
 
     let (code, h, body) = get(port, "/healthz");
     assert_eq!((code, body.as_str()), (200, "ok\n"));
@@ -289,21 +298,17 @@ async fn headless_chromium_shows_the_live_numbers() {
         &[job.to_str().unwrap()],
         "concurrency = 3",
     );
-    let port = free_port();
-    let agent = Agent::start(
+    let (_agent, port) = with_page(
         &cfg,
-        &[
-            ("DRAINERD_STATUS_ENABLED", "true"),
-            ("DRAINERD_STATUS_LISTEN", &format!("127.0.0.1:{port}")),
-            ("DRAINERD_STATUS_REFRESH_INTERVAL", "1s"),
-            ("DRAINERD_STATUS_CONTROL_TOKEN", "0123456789abcdef-page"),
+        vec![
+            ("DRAINERD_STATUS_REFRESH_INTERVAL", "1s".into()),
+            (
+                "DRAINERD_STATUS_CONTROL_TOKEN",
+                "0123456789abcdef-page".into(),
+            ),
         ],
-    );
-    assert!(
-        agent
-            .wait_log("drainerd ready", Duration::from_secs(20))
-            .await
-    );
+    )
+    .await;
     for i in 0..7 {
         send(&sqs, &url, &format!("job {i}")).await;
     }
@@ -414,25 +419,17 @@ async fn spawn_and_leave_buttons() {
         // Only the button may make it leave: a long idle timeout.
         "[fleet]\ncheck_interval = \"1s\"\nidle_timeout = \"1h\"\n",
     );
-    let port = free_port();
     let token = "s3cret-token-0123456789";
     let mut env = sim.env();
     env.extend([
         ("DRAINERD_FLEET_ENDPOINT_URL", moto.endpoint.clone()),
-        ("DRAINERD_STATUS_ENABLED", "true".into()),
-        ("DRAINERD_STATUS_LISTEN", format!("127.0.0.1:{port}")),
         ("DRAINERD_STATUS_CONTROL_TOKEN", token.into()),
         ("DRAINERD_STATUS_ACTIONS_PER_MINUTE", "100".into()),
     ]);
-    let mut agent = start_agent(&cfg, &env);
+    let (mut agent, port) = with_page(&cfg, env).await;
     assert!(
         agent
             .wait_log("fleet logic on", Duration::from_secs(20))
-            .await
-    );
-    assert!(
-        agent
-            .wait_log("drainerd ready", Duration::from_secs(20))
             .await
     );
     let bearer = format!("Bearer {token}");
@@ -548,22 +545,14 @@ async fn leave_button_refuses_at_min_size() {
         &["/bin/true"],
         "[fleet]\nidle_timeout = \"1h\"\n",
     );
-    let port = free_port();
     let token = "s3cret-token-0123456789";
     let mut env = sim.env();
     env.extend([
         ("DRAINERD_FLEET_ENDPOINT_URL", moto.endpoint.clone()),
-        ("DRAINERD_STATUS_ENABLED", "true".into()),
-        ("DRAINERD_STATUS_LISTEN", format!("127.0.0.1:{port}")),
         ("DRAINERD_STATUS_CONTROL_TOKEN", token.into()),
         ("DRAINERD_STATUS_ACTIONS_PER_MINUTE", "2".into()),
     ]);
-    let agent = start_agent(&cfg, &env);
-    assert!(
-        agent
-            .wait_log("drainerd ready", Duration::from_secs(20))
-            .await
-    );
+    let (_agent, port) = with_page(&cfg, env).await;
     let bearer = format!("Bearer {token}");
     let (code, _, body) = http(port, "POST", "/leave", &[("Authorization", &bearer)], "");
     assert_eq!(code, 409, "{body}");

@@ -321,8 +321,8 @@ pub fn render(s: &Snapshot, stats: &Stats) -> String {
 mod tests {
     use super::*;
     use crate::stats::JobOutcome;
-    use crate::status::{snapshot, Figures, InstanceInfo, Liveness};
-    use std::time::{Duration, SystemTime};
+    use crate::status::snapshot_now;
+    use std::time::Duration;
 
     #[test]
     fn exposition_has_escaped_labels_and_cumulative_buckets() {
@@ -331,21 +331,7 @@ mod tests {
         stats.job_seconds.observe(Duration::from_millis(3));
         stats.job_seconds.observe(Duration::from_secs(2));
         stats.job_seconds.observe(Duration::from_secs(7200));
-        let now = SystemTime::now();
-        let live = Liveness {
-            started: now,
-            last_tick: Some(now),
-            queue_ok: true,
-        };
-        let s = snapshot(
-            &stats,
-            &Figures::default(),
-            &InstanceInfo::default(),
-            "http://q/\"x\"\\y",
-            live,
-            false,
-            now,
-        );
+        let s = snapshot_now(&stats, "http://q/\"x\"\\y", false);
         let text = render(&s, &stats);
         assert!(text.contains(r#"queue_url="http://q/\"x\"\\y""#), "{text}");
         assert!(text.contains("drainerd_jobs_total{outcome=\"succeeded\"} 1\n"));

@@ -406,6 +406,27 @@ pub fn snapshot(
     }
 }
 
+/// What a live agent with no figures yet shows now (for tests).
+#[cfg(test)]
+pub(crate) fn snapshot_now(stats: &Stats, queue_url: &str, controls_enabled: bool) -> Snapshot {
+    let now = SystemTime::now();
+    let live = Liveness {
+        started: now,
+        last_tick: Some(now),
+        queue_ok: true,
+    };
+    let (figures, instance) = (Figures::default(), InstanceInfo::default());
+    snapshot(
+        stats,
+        &figures,
+        &instance,
+        queue_url,
+        live,
+        controls_enabled,
+        now,
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -226,8 +226,8 @@ Leave stops taking work, lets running jobs finish, and removes this instance fro
 mod tests {
     use super::*;
     use crate::stats::{JobOutcome, RecentJob, Stats};
-    use crate::status::{snapshot, Figures, InstanceInfo, Liveness};
-    use std::time::{Duration, SystemTime};
+    use crate::status::snapshot_now;
+    use std::time::Duration;
 
     #[test]
     fn text_from_jobs_and_queues_is_escaped() {
@@ -243,21 +243,7 @@ mod tests {
             },
             Duration::from_secs(1),
         );
-        let now = SystemTime::now();
-        let live = Liveness {
-            started: now,
-            last_tick: Some(now),
-            queue_ok: true,
-        };
-        let s = snapshot(
-            &stats,
-            &Figures::default(),
-            &InstanceInfo::default(),
-            "https://q/<b>",
-            live,
-            true,
-            now,
-        );
+        let s = snapshot_now(&stats, "https://q/<b>", true);
         let html = render(&s);
         assert!(!html.contains("<script>"));
         assert!(html.contains("&lt;script&gt;alert(1)&lt;/script&gt;"));
