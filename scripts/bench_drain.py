@@ -18,7 +18,7 @@ import sys
 import tempfile
 import time
 
-from common import ROOT, agent_env, client, start_moto
+from common import ROOT, agent_env, client, queue_toml, start_moto
 
 BIN = os.path.join(ROOT, "target", "release", "drainerd")
 TICK_MS = 1000.0 / os.sysconf("SC_CLK_TCK")
@@ -43,11 +43,7 @@ def peak_rss_kib(pid):
 def start_agent(work, url, endpoint, concurrency):
     config = os.path.join(work, "drainerd.toml")
     with open(config, "w") as f:
-        f.write(f"""[queue]
-url = "{url}"
-endpoint_url = "{endpoint}"
-region = "us-east-1"
-[job]
+        f.write(queue_toml(url, endpoint) + f"""[job]
 command = ["/bin/true"]
 concurrency = {concurrency}
 """)

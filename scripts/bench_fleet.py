@@ -6,7 +6,7 @@ import subprocess
 import tempfile
 import time
 
-from common import ROOT, TARGET, agent_env, client, free_port, start_moto, wait_port
+from common import ROOT, TARGET, agent_env, client, free_port, queue_toml, start_moto, wait_port
 
 SCALE = 30  # 1 s here = 30 s at default timers
 
@@ -30,11 +30,7 @@ def main():
         config = os.path.join(work, "drainerd.toml")
         # Default timers / 30: idle_timeout 10m -> 20s, linger 2m -> 4s, check 30s -> 1s.
         with open(config, "w") as f:
-            f.write(f"""[queue]
-url = "{url}"
-endpoint_url = "{endpoint}"
-region = "us-east-1"
-wait_time = "1s"
+            f.write(queue_toml(url, endpoint) + f"""wait_time = "1s"
 [job]
 command = ["/bin/sleep", "4"]
 [metadata]

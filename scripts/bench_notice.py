@@ -11,7 +11,7 @@ import tempfile
 import time
 from datetime import datetime
 
-from common import TARGET, agent_env, client, free_port, start_moto, wait_port
+from common import TARGET, agent_env, client, free_port, queue_toml, start_moto, wait_port
 
 
 def control(port, method, path, body=""):
@@ -33,11 +33,7 @@ def one_run(sqs, endpoint, sim_port, ctl_port, poll, work, n):
     url = sqs.create_queue(QueueName=f"notice-{poll}-{n}")["QueueUrl"]
     config = os.path.join(work, f"run-{poll}-{n}.toml")
     with open(config, "w") as f:
-        f.write(f"""[queue]
-url = "{url}"
-endpoint_url = "{endpoint}"
-region = "us-east-1"
-wait_time = "20s"
+        f.write(queue_toml(url, endpoint) + f"""wait_time = "20s"
 [job]
 command = ["/bin/sleep", "600"]
 concurrency = 2

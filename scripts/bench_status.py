@@ -26,7 +26,7 @@ import threading
 import time
 import urllib.request
 
-from common import ROOT, agent_env, client, free_port, start_moto, wait_port
+from common import ROOT, agent_env, client, free_port, queue_toml, start_moto, wait_port
 
 BIN = os.path.join(ROOT, "target", "release", "drainerd")
 PACE = "function delay() return 10 end\n"
@@ -121,11 +121,7 @@ def main():
         port = free_port()
         config = os.path.join(work, "drainerd.toml")
         with open(config, "w") as f:
-            f.write(f"""[queue]
-url = "{url}"
-endpoint_url = "{endpoint}"
-region = "us-east-1"
-[job]
+            f.write(queue_toml(url, endpoint) + f"""[job]
 command = ["/bin/sleep", "0.1"]
 concurrency = 4
 [status]

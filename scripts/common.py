@@ -52,3 +52,8 @@ def agent_env(**extra):
     env = dict(os.environ, AWS_ACCESS_KEY_ID="test", AWS_SECRET_ACCESS_KEY="test", **extra)
     env.pop("NOTIFY_SOCKET", None)
     return env
+
+
+def queue_toml(url, endpoint):
+    """drainerd's [queue] section for queue `url` in moto at `endpoint`."""
+    return f'[queue]\nurl = "{url}"\nendpoint_url = "{endpoint}"\nregion = "us-east-1"\n'

@@ -21,7 +21,7 @@ import tempfile
 import time
 import urllib.request
 
-from common import ROOT, TARGET, VENV, agent_env, client, free_port, start_moto, wait_port
+from common import ROOT, TARGET, VENV, agent_env, client, free_port, queue_toml, start_moto, wait_port
 
 
 def depth(sqs, url):
@@ -45,11 +45,7 @@ class Instance:
         wait_port(self.control_port, sim, "imds-sim")
         config = os.path.join(work, f"drainerd-{name}.toml")
         with open(config, "w") as f:
-            f.write(f"""[queue]
-url = "{url}"
-endpoint_url = "{endpoint}"
-region = "us-east-1"
-wait_time = "2s"
+            f.write(queue_toml(url, endpoint) + f"""wait_time = "2s"
 lease = "30s"
 heartbeat_interval = "10s"
 
