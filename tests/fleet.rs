@@ -378,3 +378,59 @@ async fn an_idle_member_sleeps() {
     let used = a.cpu_ms() - before;
     assert!(used < 300, "an idle agent used {used} ms of CPU in 3 s");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn leaving_tells_systemd_a_status_not_stopping() {
+    // STOPPING=1 would make systemd treat the unit as stopping by itself:
+    // no SIGTERM at poweroff, a SIGKILL TimeoutStopSec later.
+    let f = fleet("notify", "10m").await;
+    let sock_path = f.wd.path("notify.sock");
+    let sock = std::os::unix::net::UnixDatagram::bind(&sock_path).unwrap();
+    sock.set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    let script = f.wd.script("job.sh", "cat >/dev/null");
+    let cfg = f.wd.config(
+        &f.moto.endpoint,
+        &f.url,
+        &[script.to_str().unwrap()],
+        "[fleet]\ncheck_interval = \"1s\"\nidle_timeout = \"3s\"\nmin_lifetime = \"0s\"",
+    );
+    let mut env = f.sim.env();
+    env.push(("DRAINERD_FLEET_ENDPOINT_URL", f.moto.endpoint.clone()));
+    env.push(("NOTIFY_SOCKET", sock_path.to_str().unwrap().into()));
+    let mut a = start_agent(&cfg, &env);
+    let mut messages: Vec<String> = Vec::new();
+    let mut buf = [0u8; 4096];
+    let start = std::time::Instant::now();
+    let mut left_at = None;
+    while start.elapsed() < Duration::from_secs(40) {
+        if let Ok(n) = sock.recv(&mut buf) {
+            messages.push(String::from_utf8_lossy(&buf[..n]).into_owned());
+        }
+        if left_at.is_none() && messages.iter().any(|m| m.contains("left the group")) {
+            left_at = Some(std::time::Instant::now());
+        }
+        if left_at.is_some_and(|t| t.elapsed() > Duration::from_secs(2)) {
+            break;
+        }
+    }
+    assert!(
+        left_at.is_some(),
+        "no status naming the leave: {messages:?}\n{}",
+        a.logs()
+    );
+    assert!(
+        !messages.iter().any(|m| m.contains("STOPPING=1")),
+        "STOPPING=1 after leaving: {messages:?}"
+    );
+    // The platform's SIGTERM then stops it as usual.
+    a.signal(nix::sys::signal::Signal::SIGTERM);
+    assert_eq!(a.wait_exit(Duration::from_secs(30)), Some(0));
+    while let Ok(n) = sock.recv(&mut buf) {
+        messages.push(String::from_utf8_lossy(&buf[..n]).into_owned());
+    }
+    assert!(
+        messages.iter().any(|m| m.contains("STOPPING=1")),
+        "STOPPING=1 on SIGTERM: {messages:?}"
+    );
+}
