@@ -6,7 +6,7 @@ import subprocess
 import tempfile
 import time
 
-from common import ROOT, TARGET, agent_env, client, free_port, queue_toml, start_moto, wait_port
+from common import ROOT, TARGET, agent_env, client, free_port, queue_toml, start_moto, stop_all, wait_port
 
 SCALE = 30  # 1 s here = 30 s at default timers
 
@@ -67,10 +67,7 @@ check_interval = "1s"
         print("  " + subprocess.check_output([os.path.join(ROOT, "target", "release", "examples", "decide_cost")],
                                             text=True).replace("\n", "\n  ").rstrip())
     finally:
-        for p in reversed(procs):
-            if p.poll() is None:
-                p.kill()
-                p.wait()
+        stop_all(procs)
 
 
 if __name__ == "__main__":

@@ -57,3 +57,11 @@ def agent_env(**extra):
 def queue_toml(url, endpoint):
     """drainerd's [queue] section for queue `url` in moto at `endpoint`."""
     return f'[queue]\nurl = "{url}"\nendpoint_url = "{endpoint}"\nregion = "us-east-1"\n'
+
+
+def stop_all(procs):
+    """Kills what a script started that is still running, newest first."""
+    for p in reversed(procs):
+        if p.poll() is None:
+            p.kill()
+            p.wait()

@@ -21,7 +21,7 @@ import tempfile
 import time
 import urllib.request
 
-from common import ROOT, TARGET, VENV, agent_env, client, free_port, queue_toml, start_moto, wait_port
+from common import ROOT, TARGET, VENV, agent_env, client, free_port, queue_toml, start_moto, stop_all, wait_port
 
 
 def depth(sqs, url):
@@ -213,10 +213,7 @@ def main():
         if codes != [0, 0] or ad + bd != len(bodies) - 1 or dead != 1 or ah < 1 or left_desired != 1:
             sys.exit("demo: unexpected outcome")
     finally:
-        for p in reversed(procs):
-            if p.poll() is None:
-                p.kill()
-                p.wait()
+        stop_all(procs)
 
 
 if __name__ == "__main__":

@@ -151,18 +151,15 @@ async fn rebalance_recommendation_follows_its_setting() {
         sim.call("POST", "/rebalance", "");
         tokio::time::sleep(Duration::from_secs(3)).await;
         send(&sqs, &url, "after").await;
-        let ran = eventually(Duration::from_secs(6), || async {
-            read_lines(&out).iter().any(|l| l == "after").then_some(())
-        })
-        .await;
+        let ran = line_appears(&out, "after", Duration::from_secs(6)).await;
         let logs = agent.logs();
         match action {
             "drain" => {
-                assert!(ran.is_none(), "drain: no new work after the recommendation");
+                assert!(!ran, "drain: no new work after the recommendation");
                 assert!(logs.contains("draining: stopped receiving"), "{logs}");
             }
             _ => {
-                assert!(ran.is_some(), "{action}: work goes on; log:\n{logs}");
+                assert!(ran, "{action}: work goes on; log:\n{logs}");
                 assert!(!logs.contains("draining:"), "{logs}");
                 assert_eq!(
                     logs.contains("rebalance recommendation"),
@@ -209,12 +206,9 @@ async fn a_misbehaving_metadata_service_is_survived() {
         let (sqs, url, out, agent) = (&sqs, &url, &out, &agent);
         async move {
             send(sqs, url, &body).await;
-            let ran = eventually(Duration::from_secs(15), || async {
-                read_lines(out).contains(&body).then_some(())
-            })
-            .await;
+            let ran = line_appears(out, &body, Duration::from_secs(15)).await;
             assert!(
-                ran.is_some(),
+                ran,
                 "job {body} ({during}) did not run; log:\n{}",
                 agent.logs()
             );
@@ -319,13 +313,7 @@ async fn the_queue_url_can_come_from_an_instance_tag() {
     );
     let agent = start_agent(&cfg, &env);
     send(&sqs, &url, "via tag").await;
-    let ran = eventually(Duration::from_secs(20), || async {
-        read_lines(&out)
-            .iter()
-            .any(|l| l == "via tag")
-            .then_some(())
-    })
-    .await;
-    assert!(ran.is_some(), "log:\n{}", agent.logs());
+    let ran = line_appears(&out, "via tag", Duration::from_secs(20)).await;
+    assert!(ran, "log:\n{}", agent.logs());
     assert!(agent.logs().contains("queue URL from instance tag"));
 }

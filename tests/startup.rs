@@ -135,18 +135,8 @@ async fn an_sqs_outage_is_survived_without_a_hot_loop() {
     );
 
     send(&sqs, &url, "after the outage").await;
-    let ran = eventually(Duration::from_secs(40), || async {
-        read_lines(&out)
-            .iter()
-            .any(|l| l == "after the outage")
-            .then_some(())
-    })
-    .await;
-    assert!(
-        ran.is_some(),
-        "agent did not recover; log:\n{}",
-        agent.logs()
-    );
+    let ran = line_appears(&out, "after the outage", Duration::from_secs(40)).await;
+    assert!(ran, "agent did not recover; log:\n{}", agent.logs());
     assert!(agent.logs().contains("SQS reachable again"));
 }
 

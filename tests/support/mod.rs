@@ -86,15 +86,22 @@ impl Drop for Moto {
     }
 }
 
-pub fn sqs_client(endpoint: &str) -> aws_sdk_sqs::Client {
-    let conf = aws_sdk_sqs::Config::builder()
+/// The SDK settings every test client uses: moto at `endpoint`, its test
+/// credentials, drainerd's HTTP client.
+fn test_sdk(endpoint: &str) -> aws_config::SdkConfig {
+    aws_config::SdkConfig::builder()
         .behavior_version(BehaviorVersion::latest())
         .region(Region::new("us-east-1"))
         .endpoint_url(endpoint)
-        .credentials_provider(Credentials::new("test", "test", None, None, "tests"))
+        .credentials_provider(aws_sdk_sqs::config::SharedCredentialsProvider::new(
+            Credentials::new("test", "test", None, None, "tests"),
+        ))
         .http_client(drainerd::aws::https_client())
-        .build();
-    aws_sdk_sqs::Client::from_conf(conf)
+        .build()
+}
+
+pub fn sqs_client(endpoint: &str) -> aws_sdk_sqs::Client {
+    aws_sdk_sqs::Client::new(&test_sdk(endpoint))
 }
 
 /// Creates `name` (and `name-dlq` when `max_receives` is set, with a redrive
@@ -211,6 +218,16 @@ pub async fn receive_until(
     })
     .await;
     (found.is_some(), seen.into_inner().unwrap())
+}
+
+/// Waits until the file at `path` has the line `line` (jobs write what they
+/// did there); false after `limit`.
+pub async fn line_appears(path: &Path, line: &str, limit: Duration) -> bool {
+    eventually(limit, || async {
+        read_lines(path).iter().any(|l| l == line).then_some(())
+    })
+    .await
+    .is_some()
 }
 
 /// Polls `f` until it returns Some or `limit` passes.
@@ -565,16 +582,7 @@ pub fn start_agent(config: &Path, envs: &[(&str, String)]) -> Agent {
 }
 
 pub fn asg_client(endpoint: &str) -> aws_sdk_autoscaling::Client {
-    let conf = aws_sdk_autoscaling::Config::builder()
-        .behavior_version(aws_sdk_autoscaling::config::BehaviorVersion::latest())
-        .region(aws_sdk_autoscaling::config::Region::new("us-east-1"))
-        .endpoint_url(endpoint)
-        .credentials_provider(aws_sdk_autoscaling::config::Credentials::new(
-            "test", "test", None, None, "tests",
-        ))
-        .http_client(drainerd::aws::https_client())
-        .build();
-    aws_sdk_autoscaling::Client::from_conf(conf)
+    aws_sdk_autoscaling::Client::new(&test_sdk(endpoint))
 }
 
 /// A group of `size` instances (min 1, max 5) from a launch template
@@ -647,14 +655,5 @@ pub fn ec2_state(endpoint: &str, instance_id: &str) -> String {
 
 /// A DynamoDB client for moto (moto serves DynamoDB on the same port).
 pub fn dynamodb_client(endpoint: &str) -> aws_sdk_dynamodb::Client {
-    let conf = aws_sdk_dynamodb::Config::builder()
-        .behavior_version(aws_sdk_dynamodb::config::BehaviorVersion::latest())
-        .region(aws_sdk_dynamodb::config::Region::new("us-east-1"))
-        .endpoint_url(endpoint)
-        .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
-            "test", "test", None, None, "tests",
-        ))
-        .http_client(drainerd::aws::https_client())
-        .build();
-    aws_sdk_dynamodb::Client::from_conf(conf)
+    aws_sdk_dynamodb::Client::new(&test_sdk(endpoint))
 }
