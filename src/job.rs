@@ -58,16 +58,19 @@ impl Exit {
     }
 }
 
-/// Variables the agent must not pass on: systemd's notify channel belongs to
-/// the agent, and `DRAINERD_*` configuration overrides are not the job's.
-/// The agent's environment does not change, so the list is made once.
-fn scrub_env(cmd: &mut Command) {
-    static SCRUB: std::sync::OnceLock<Vec<std::ffi::OsString>> = std::sync::OnceLock::new();
-    let names = SCRUB.get_or_init(|| {
+/// The agent's environment as every job inherits it: without the variables
+/// the agent must not pass on (systemd's notify channel belongs to the
+/// agent, and `DRAINERD_*` configuration overrides are not the job's). The
+/// agent's environment does not change, so the list is made once; starting
+/// each job from it (rather than from a scrubbed copy of the live
+/// environment) spares a parse of the whole environment per job.
+fn base_env() -> &'static [(std::ffi::OsString, std::ffi::OsString)] {
+    static BASE: std::sync::OnceLock<Vec<(std::ffi::OsString, std::ffi::OsString)>> =
+        std::sync::OnceLock::new();
+    BASE.get_or_init(|| {
         std::env::vars_os()
-            .map(|(k, _)| k)
-            .filter(|k| {
-                k.to_str().is_some_and(|k| {
+            .filter(|(k, _)| {
+                !k.to_str().is_some_and(|k| {
                     k.starts_with("DRAINERD_")
                         || matches!(
                             k,
@@ -80,10 +83,7 @@ fn scrub_env(cmd: &mut Command) {
                 })
             })
             .collect()
-    });
-    for k in names {
-        cmd.env_remove(k);
-    }
+    })
 }
 
 /// Kills the whole group when dropped unless disarmed: covers panics and
@@ -126,8 +126,9 @@ pub async fn run(
         .stderr(Stdio::piped())
         .process_group(0)
         .kill_on_drop(true);
-    scrub_env(&mut cmd);
-    cmd.envs(spec.env.iter().map(|(k, v)| (k, v)));
+    cmd.env_clear()
+        .envs(base_env().iter().map(|(k, v)| (k, v)))
+        .envs(spec.env.iter().map(|(k, v)| (k, v)));
     if let Some(dir) = &spec.working_dir {
         cmd.current_dir(dir);
     }

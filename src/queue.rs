@@ -84,7 +84,16 @@ impl Queue {
     ) -> Queue {
         let sdk = crate::aws::sdk_config(http, region, cfg.endpoint_url.as_deref()).await;
         Queue {
-            client: aws_sdk_sqs::Client::new(&sdk),
+            client: aws_sdk_sqs::Client::from_conf(
+                aws_sdk_sqs::config::Builder::from(&sdk)
+                    // Every call is already bounded by drainerd's own
+                    // timeouts, and no SQS response is a long stream; the
+                    // throughput watch only costs CPU on each request.
+                    .stalled_stream_protection(
+                        aws_sdk_sqs::config::StalledStreamProtectionConfig::disabled(),
+                    )
+                    .build(),
+            ),
             url: cfg.url.clone(),
             stats,
         }

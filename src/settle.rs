@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::mpsc;
-use tokio::time::{sleep, timeout};
+use tokio::time::{sleep, timeout_at, Instant};
 
 use crate::queue::{Queue, Receipt};
 use crate::stats::Stats;
@@ -32,52 +32,83 @@ pub struct Request {
     pub action: Action,
 }
 
-/// Waiting this long for more finished jobs fills batches under load (a
-/// batch spans several receive cycles) and costs a job nothing: its slot is
-/// already free, and the message stays leased meanwhile. At shutdown the
-/// channel closes and the wait ends at once.
+/// A finished message waits at most this long for nine others to share its
+/// request. Under load full batches go at once (a batch spans several
+/// receive cycles); only the remainder lingers. Waiting costs a job nothing:
+/// its slot is already free, and the message stays leased meanwhile. At
+/// shutdown the channel closes and everything goes at once.
 const LINGER: Duration = Duration::from_millis(200);
 const BATCH: usize = 10;
 /// Whole-call failures are retried this many times (with backoff) before
 /// the message is left to reappear on its own.
 const ATTEMPTS: u32 = 5;
 
+/// How many pending deletes and hand-backs to send now. Only full batches
+/// go before the oldest has waited `LINGER` (`due`); hand-backs at
+/// visibility 0 (`urgent`: shutdown, interruption) go at once, since
+/// another worker should have them now.
+pub fn to_send(deletes: usize, releases: usize, urgent: bool, due: bool) -> (usize, usize) {
+    let full = |n: usize| n - n % BATCH;
+    if due {
+        return (deletes, releases);
+    }
+    (
+        full(deletes),
+        if urgent { releases } else { full(releases) },
+    )
+}
+
 /// Runs until the sender side is dropped and every request is settled.
 pub async fn run(queue: Arc<Queue>, mut rx: mpsc::UnboundedReceiver<Request>, stats: Arc<Stats>) {
-    let mut deletes: Vec<Request> = Vec::new();
-    let mut releases: Vec<Request> = Vec::new();
-    while let Some(first) = rx.recv().await {
-        let push =
-            |r: Request, deletes: &mut Vec<Request>, releases: &mut Vec<Request>| match r.action {
-                Action::Delete => deletes.push(r),
-                Action::Release(_) => releases.push(r),
+    // Pending requests, oldest first, with the time each arrived.
+    let mut deletes: Vec<(Instant, Request)> = Vec::new();
+    let mut releases: Vec<(Instant, Request)> = Vec::new();
+    let mut open = true;
+    while open || !deletes.is_empty() || !releases.is_empty() {
+        let oldest = [deletes.first(), releases.first()]
+            .into_iter()
+            .flatten()
+            .map(|(t, _)| *t)
+            .min();
+        let mut due = !open;
+        let next = match oldest {
+            _ if !open => None,
+            None => rx.recv().await,
+            Some(t) => match timeout_at(t + LINGER, rx.recv()).await {
+                Ok(r) => r,
+                Err(_) => {
+                    due = true;
+                    None
+                }
+            },
+        };
+        if let Some(first) = next {
+            let now = Instant::now();
+            let mut push = |r: Request| match r.action {
+                Action::Delete => deletes.push((now, r)),
+                Action::Release(_) => releases.push((now, r)),
             };
-        push(first, &mut deletes, &mut releases);
-        loop {
+            push(first);
             while let Ok(r) = rx.try_recv() {
-                push(r, &mut deletes, &mut releases);
+                push(r);
             }
-            // Hand-backs at visibility 0 (shutdown, interruption) are urgent:
-            // another worker should have them now.
-            let urgent = releases
-                .iter()
-                .any(|r| r.action == Action::Release(Duration::ZERO));
-            if deletes.len() >= BATCH || releases.len() >= BATCH || urgent {
-                break;
-            }
-            match timeout(LINGER, rx.recv()).await {
-                Ok(Some(r)) => push(r, &mut deletes, &mut releases),
-                _ => break,
+        } else if !due {
+            // The channel closed: flush everything and end.
+            open = false;
+            due = true;
+        }
+        let urgent = releases
+            .iter()
+            .any(|(_, r)| r.action == Action::Release(Duration::ZERO));
+        let (d, r) = to_send(deletes.len(), releases.len(), urgent, due);
+        let mut batches: Vec<Vec<Request>> = Vec::new();
+        for (list, n) in [(&mut deletes, d), (&mut releases, r)] {
+            let mut sent = list.drain(..n).map(|(_, r)| r).peekable();
+            while sent.peek().is_some() {
+                batches.push(sent.by_ref().take(BATCH).collect());
             }
         }
-        while !deletes.is_empty() {
-            let n = deletes.len().min(BATCH);
-            let batch: Vec<Request> = deletes.drain(..n).collect();
-            settle_batch(&queue, &stats, batch).await;
-        }
-        while !releases.is_empty() {
-            let n = releases.len().min(BATCH);
-            let batch: Vec<Request> = releases.drain(..n).collect();
+        for batch in batches {
             settle_batch(&queue, &stats, batch).await;
         }
     }
@@ -163,5 +194,25 @@ fn give_up(stats: &Stats, is_delete: bool, req: &Request, why: &str) {
             error = why,
             "could not hand the message back; it becomes visible again when its current visibility timeout ends"
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::to_send;
+
+    #[test]
+    fn only_full_batches_go_before_the_linger_ends() {
+        assert_eq!(to_send(0, 0, false, false), (0, 0));
+        assert_eq!(to_send(9, 3, false, false), (0, 0));
+        assert_eq!(to_send(18, 10, false, false), (10, 10));
+        assert_eq!(to_send(27, 0, false, false), (20, 0));
+    }
+
+    #[test]
+    fn due_or_urgent_sends_the_rest() {
+        assert_eq!(to_send(18, 3, false, true), (18, 3));
+        // A hand-back at visibility 0 does not wait; deletes still may.
+        assert_eq!(to_send(4, 3, true, false), (0, 3));
     }
 }
