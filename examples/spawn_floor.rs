@@ -1,8 +1,9 @@
 //! Benchmark helper: the CPU floor of running N no-op jobs.
 //!
 //! Spawns and reaps `/bin/true` N times from a minimal loop and prints the
-//! CPU milliseconds used (this process plus its reaped children), so the
-//! drain benchmark can report drainerd's cost above what any runner pays.
+//! CPU milliseconds used (this process plus its reaped children, and each
+//! part), so the drain benchmark can report drainerd's cost above what any
+//! runner pays.
 //! Usage: `spawn_floor N`.
 
 use std::process::Command;
@@ -29,7 +30,7 @@ fn main() {
     let me = cpu_ms(nix::sys::resource::UsageWho::RUSAGE_SELF);
     let kids = cpu_ms(nix::sys::resource::UsageWho::RUSAGE_CHILDREN);
     println!(
-        "{{\"jobs\": {n}, \"cpu_ms\": {:.1}, \"wall_ms\": {:.1}}}",
+        "{{\"jobs\": {n}, \"cpu_ms\": {:.1}, \"self_ms\": {me:.1}, \"children_ms\": {kids:.1}, \"wall_ms\": {:.1}}}",
         me + kids,
         wall.as_secs_f64() * 1000.0
     );

@@ -32,11 +32,17 @@ def wait_port(port, proc=None, what="server", limit=20):
     sys.exit(f"{what} did not start on port {port}")
 
 
-def start_moto():
-    """Starts moto on a free port; returns (process, endpoint URL)."""
+def start_moto(keep_alive=False):
+    """Starts moto on a free port; returns (process, endpoint URL).
+    `keep_alive`: serve many requests per connection, as AWS does
+    (scripts/moto_keepalive.py)."""
     port = free_port()
-    proc = subprocess.Popen([os.path.join(VENV, "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    if keep_alive:
+        cmd = [os.path.join(VENV, "gunicorn"), "--chdir", os.path.join(ROOT, "scripts"), "-k", "gthread",
+               "--threads", "16", "--keep-alive", "75", "-b", f"127.0.0.1:{port}", "moto_keepalive:app"]
+    else:
+        cmd = [os.path.join(VENV, "moto_server"), "-H", "127.0.0.1", "-p", str(port)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     wait_port(port, proc, "moto_server")
     return proc, f"http://127.0.0.1:{port}"
 

@@ -1,7 +1,8 @@
 //! Runs one job: a child process in its own process group.
 //!
 //! The configured argv is exec'd directly (no shell ever sees message
-//! content); the body goes to stdin from a separate task, so a child that
+//! content); the body goes into the stdin pipe before the child starts as
+//! far as it fits, and the rest from a separate task, so a child that
 //! never reads cannot wedge the agent. The process group is signalled as a
 //! whole on timeout and on stop, and killed when the job ends or its task is
 //! dropped: no job process outlives its job. (If the agent itself is
@@ -13,6 +14,9 @@ use std::process::Stdio;
 use std::sync::Arc;
 use std::time::Duration;
 
+use std::os::fd::{AsRawFd, OwnedFd};
+
+use nix::fcntl::{fcntl, FcntlArg, OFlag};
 use nix::sys::signal::{killpg, Signal};
 use nix::unistd::Pid;
 use tokio::io::AsyncWriteExt;
@@ -86,6 +90,31 @@ fn base_env() -> &'static [(std::ffi::OsString, std::ffi::OsString)] {
     })
 }
 
+/// The child's stdin: a pipe already holding as much of `body` as fits
+/// without waiting (all of it up to the pipe's capacity, 64 KiB unless the
+/// system is short of pipe memory), plus the write end and the offset of
+/// the rest if some is left. Writing ahead spares a task and a reactor
+/// registration per job for the usual small body.
+fn stdin_pipe(body: &[u8]) -> std::io::Result<(OwnedFd, Option<(OwnedFd, usize)>)> {
+    use std::io::{ErrorKind, Write};
+    let (reader, fd) = nix::unistd::pipe2(OFlag::O_CLOEXEC)?;
+    // Only the write end: the child's end stays blocking.
+    let flags = OFlag::from_bits_retain(fcntl(fd.as_raw_fd(), FcntlArg::F_GETFL)?);
+    fcntl(fd.as_raw_fd(), FcntlArg::F_SETFL(flags | OFlag::O_NONBLOCK))?;
+    let mut file = std::fs::File::from(fd);
+    let mut written = 0;
+    while written < body.len() {
+        match file.write(&body[written..]) {
+            Ok(n) => written += n,
+            Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    let rest = (written < body.len()).then(|| (OwnedFd::from(file), written));
+    Ok((reader, rest))
+}
+
 /// Kills the whole group when dropped unless disarmed: covers panics and
 /// aborted tasks as well as the normal paths.
 struct Group {
@@ -119,9 +148,13 @@ pub async fn run(
     budget: Arc<LineBudget>,
     stats: Arc<Stats>,
 ) -> Exit {
+    let (stdin, rest) = match stdin_pipe(&spec.stdin) {
+        Ok(p) => p,
+        Err(e) => return Exit::SpawnFailed(format!("stdin pipe: {e}")),
+    };
     let mut cmd = Command::new(&spec.argv[0]);
     cmd.args(&spec.argv[1..])
-        .stdin(Stdio::piped())
+        .stdin(Stdio::from(stdin))
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .process_group(0)
@@ -132,7 +165,11 @@ pub async fn run(
     if let Some(dir) = &spec.working_dir {
         cmd.current_dir(dir);
     }
-    let mut child = match cmd.spawn() {
+    let spawned = cmd.spawn();
+    // The Command holds the parent's copy of the stdin pipe's read end:
+    // close it, so writing to a child that has exited fails at once.
+    drop(cmd);
+    let mut child = match spawned {
         Ok(c) => c,
         Err(e) => return Exit::SpawnFailed(format!("{}: {e}", spec.argv[0])),
     };
@@ -144,12 +181,13 @@ pub async fn run(
         armed: true,
     };
 
-    let stdin_task = child.stdin.take().map(|mut pipe| {
+    let stdin_task = rest.map(|(fd, written)| {
         let body = spec.stdin;
         tokio::spawn(async move {
             // EPIPE (the child exited or closed stdin) is the child's choice.
-            let _ = pipe.write_all(&body).await;
-            let _ = pipe.shutdown().await;
+            if let Ok(mut pipe) = tokio::net::unix::pipe::Sender::from_owned_fd(fd) {
+                let _ = pipe.write_all(&body[written..]).await;
+            }
         })
     });
     let readers: Vec<_> = [
@@ -235,5 +273,41 @@ async fn terminate(child: &mut tokio::process::Child, group: &Group, grace: Dura
     if timeout(grace, child.wait()).await.is_err() {
         group.signal(Signal::SIGKILL);
         let _ = child.wait().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Runs `sh -c script` with `body` on stdin.
+    async fn run_sh(script: &str, body: Vec<u8>) -> Exit {
+        let spec = JobSpec {
+            argv: vec!["/bin/sh".into(), "-c".into(), script.into()],
+            working_dir: None,
+            env: Vec::new(),
+            stdin: body,
+            deadline: Instant::now() + Duration::from_secs(30),
+            kill_grace: Duration::from_secs(1),
+            message_id: Arc::from("m-1"),
+            line_max: 1000,
+        };
+        let budget = Arc::new(LineBudget::new(100));
+        run(spec, CancellationToken::new(), budget, Arc::default()).await
+    }
+
+    #[tokio::test]
+    async fn the_whole_body_arrives_on_stdin_small_empty_or_past_the_pipe() {
+        // Small: written before the child starts. Empty: EOF at once.
+        // 300 kB: more than a pipe holds, so the rest is written while the
+        // child reads.
+        for n in [5usize, 0, 300_000] {
+            let script = format!("test \"$(wc -c)\" -eq {n}");
+            assert_eq!(
+                run_sh(&script, vec![b'x'; n]).await,
+                Exit::Code(0),
+                "{n} bytes"
+            );
+        }
     }
 }
