@@ -190,33 +190,39 @@ pub async fn run(
             }
         })
     });
-    let readers: Vec<_> = [
-        child.stdout.take().map(|p| {
-            (
-                Box::new(p) as Box<dyn tokio::io::AsyncRead + Unpin + Send>,
-                "stdout",
-            )
-        }),
-        child.stderr.take().map(|p| {
-            (
-                Box::new(p) as Box<dyn tokio::io::AsyncRead + Unpin + Send>,
-                "stderr",
-            )
-        }),
-    ]
-    .into_iter()
-    .flatten()
-    .map(|(pipe, name)| {
-        tokio::spawn(forward(
-            pipe,
-            name,
-            spec.message_id.clone(),
-            spec.line_max,
-            budget.clone(),
-            stats.clone(),
-        ))
-    })
-    .collect();
+    // One task reads both streams: it outlives the child when a process
+    // that escaped the group holds a pipe open (bounded below).
+    let (out, err) = (child.stdout.take(), child.stderr.take());
+    let (id, line_max) = (spec.message_id.clone(), spec.line_max);
+    let output = tokio::spawn(async move {
+        let stdout = async {
+            if let Some(p) = out {
+                forward(
+                    p,
+                    "stdout",
+                    id.clone(),
+                    line_max,
+                    budget.clone(),
+                    stats.clone(),
+                )
+                .await;
+            }
+        };
+        let stderr = async {
+            if let Some(p) = err {
+                forward(
+                    p,
+                    "stderr",
+                    id.clone(),
+                    line_max,
+                    budget.clone(),
+                    stats.clone(),
+                )
+                .await;
+            }
+        };
+        tokio::join!(stdout, stderr);
+    });
 
     // biased: a job that has exited is never reported as stopped.
     let exit = tokio::select! {
@@ -257,11 +263,9 @@ pub async fn run(
     }
     // Let the readers log what the job wrote last; a process that escaped
     // the group could hold the pipe open forever, so don't wait for it.
-    for r in readers {
-        let abort = r.abort_handle();
-        if timeout(Duration::from_secs(1), r).await.is_err() {
-            abort.abort();
-        }
+    let abort = output.abort_handle();
+    if timeout(Duration::from_secs(1), output).await.is_err() {
+        abort.abort();
     }
     exit
 }
