@@ -195,33 +195,10 @@ pub async fn run(
     let (out, err) = (child.stdout.take(), child.stderr.take());
     let (id, line_max) = (spec.message_id.clone(), spec.line_max);
     let output = tokio::spawn(async move {
-        let stdout = async {
-            if let Some(p) = out {
-                forward(
-                    p,
-                    "stdout",
-                    id.clone(),
-                    line_max,
-                    budget.clone(),
-                    stats.clone(),
-                )
-                .await;
-            }
-        };
-        let stderr = async {
-            if let Some(p) = err {
-                forward(
-                    p,
-                    "stderr",
-                    id.clone(),
-                    line_max,
-                    budget.clone(),
-                    stats.clone(),
-                )
-                .await;
-            }
-        };
-        tokio::join!(stdout, stderr);
+        tokio::join!(
+            forward_some(out, "stdout", &id, line_max, &budget, &stats),
+            forward_some(err, "stderr", &id, line_max, &budget, &stats),
+        );
     });
 
     // biased: a job that has exited is never reported as stopped.
@@ -268,6 +245,28 @@ pub async fn run(
         abort.abort();
     }
     exit
+}
+
+/// Forwards `pipe` to the log, if the child has it.
+async fn forward_some<R: tokio::io::AsyncRead + Unpin>(
+    pipe: Option<R>,
+    stream: &'static str,
+    id: &Arc<str>,
+    line_max: usize,
+    budget: &Arc<LineBudget>,
+    stats: &Arc<Stats>,
+) {
+    if let Some(p) = pipe {
+        forward(
+            p,
+            stream,
+            id.clone(),
+            line_max,
+            budget.clone(),
+            stats.clone(),
+        )
+        .await;
+    }
 }
 
 /// SIGTERM to the group, up to `grace` for the leader to exit, then SIGKILL
