@@ -384,10 +384,7 @@ async fn leaving_tells_systemd_a_status_not_stopping() {
     // STOPPING=1 would make systemd treat the unit as stopping by itself:
     // no SIGTERM at poweroff, a SIGKILL TimeoutStopSec later.
     let f = fleet("notify", "10m").await;
-    let sock_path = f.wd.path("notify.sock");
-    let sock = std::os::unix::net::UnixDatagram::bind(&sock_path).unwrap();
-    sock.set_read_timeout(Some(Duration::from_millis(200)))
-        .unwrap();
+    let mut notify = NotifySocket::bind(&f.wd);
     let script = f.wd.script("job.sh", "cat >/dev/null");
     let cfg = f.wd.config(
         &f.moto.endpoint,
@@ -397,17 +394,13 @@ async fn leaving_tells_systemd_a_status_not_stopping() {
     );
     let mut env = f.sim.env();
     env.push(("DRAINERD_FLEET_ENDPOINT_URL", f.moto.endpoint.clone()));
-    env.push(("NOTIFY_SOCKET", sock_path.to_str().unwrap().into()));
+    env.push(("NOTIFY_SOCKET", notify.path.to_str().unwrap().into()));
     let mut a = start_agent(&cfg, &env);
-    let mut messages: Vec<String> = Vec::new();
-    let mut buf = [0u8; 4096];
     let start = std::time::Instant::now();
     let mut left_at = None;
     while start.elapsed() < Duration::from_secs(40) {
-        if let Ok(n) = sock.recv(&mut buf) {
-            messages.push(String::from_utf8_lossy(&buf[..n]).into_owned());
-        }
-        if left_at.is_none() && messages.iter().any(|m| m.contains("left the group")) {
+        notify.poll();
+        if left_at.is_none() && notify.saw("left the group") {
             left_at = Some(std::time::Instant::now());
         }
         if left_at.is_some_and(|t| t.elapsed() > Duration::from_secs(2)) {
@@ -416,21 +409,22 @@ async fn leaving_tells_systemd_a_status_not_stopping() {
     }
     assert!(
         left_at.is_some(),
-        "no status naming the leave: {messages:?}\n{}",
+        "no status naming the leave: {:?}\n{}",
+        notify.messages,
         a.logs()
     );
     assert!(
-        !messages.iter().any(|m| m.contains("STOPPING=1")),
-        "STOPPING=1 after leaving: {messages:?}"
+        !notify.saw("STOPPING=1"),
+        "STOPPING=1 after leaving: {:?}",
+        notify.messages
     );
     // The platform's SIGTERM then stops it as usual.
     a.signal(nix::sys::signal::Signal::SIGTERM);
     assert_eq!(a.wait_exit(Duration::from_secs(30)), Some(0));
-    while let Ok(n) = sock.recv(&mut buf) {
-        messages.push(String::from_utf8_lossy(&buf[..n]).into_owned());
-    }
+    notify.drain();
     assert!(
-        messages.iter().any(|m| m.contains("STOPPING=1")),
-        "STOPPING=1 on SIGTERM: {messages:?}"
+        notify.saw("STOPPING=1"),
+        "STOPPING=1 on SIGTERM: {:?}",
+        notify.messages
     );
 }

@@ -3,7 +3,6 @@
 
 mod support;
 
-use std::os::unix::net::UnixDatagram;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
@@ -146,39 +145,35 @@ async fn systemd_hears_ready_status_watchdog_and_stopping_in_order() {
     let sqs = moto.sqs();
     let (url, _) = create_queue(&sqs, "notify", None).await;
     let wd = Workdir::new();
-    let sock_path = wd.path("notify.sock");
-    let sock = UnixDatagram::bind(&sock_path).unwrap();
-    sock.set_read_timeout(Some(Duration::from_millis(200)))
-        .unwrap();
+    let mut notify = NotifySocket::bind(&wd);
     let job = wd.script("job.sh", "cat >/dev/null");
     let cfg = wd.config(&moto.endpoint, &url, &[job.to_str().unwrap()], "");
     send(&sqs, &url, "one").await;
     let mut agent = Agent::start(
         &cfg,
         &[
-            ("NOTIFY_SOCKET", sock_path.to_str().unwrap()),
+            ("NOTIFY_SOCKET", notify.path.to_str().unwrap()),
             ("WATCHDOG_USEC", "1000000"),
         ],
     );
-    let mut messages: Vec<String> = Vec::new();
-    let mut buf = [0u8; 4096];
     let start = std::time::Instant::now();
     let mut termed = false;
     while start.elapsed() < Duration::from_secs(20) {
-        if let Ok(n) = sock.recv(&mut buf) {
-            messages.push(String::from_utf8_lossy(&buf[..n]).into_owned());
-        }
-        let watchdogs = messages.iter().filter(|m| m.contains("WATCHDOG=1")).count();
-        if !termed && watchdogs >= 3 && messages.iter().any(|m| m.contains("1 done")) {
+        notify.poll();
+        let watchdogs = notify
+            .messages
+            .iter()
+            .filter(|m| m.contains("WATCHDOG=1"))
+            .count();
+        if !termed && watchdogs >= 3 && notify.saw("1 done") {
             agent.signal(Signal::SIGTERM);
             termed = true;
         }
-        if messages.iter().any(|m| m.contains("STOPPING=1"))
-            && agent.child.try_wait().unwrap().is_some()
-        {
+        if notify.saw("STOPPING=1") && agent.child.try_wait().unwrap().is_some() {
             break;
         }
     }
+    let messages = notify.messages;
     eprintln!("notify messages: {messages:?}");
     let pos = |needle: &str| messages.iter().position(|m| m.contains(needle));
     let ready = pos("READY=1").expect("READY=1 sent");
