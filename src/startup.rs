@@ -192,7 +192,10 @@ pub async fn deps(
 
     let http_for_tracking = http;
     let tracker = if config.tracking.enabled {
-        Some(tracker(config, &queue, http_for_tracking, region.clone(), &identity).await)
+        let t = tracker(config, &queue, http_for_tracking, region.clone(), &identity).await;
+        // For /metrics. Set once: the agent starts once per process.
+        let _ = stats.tracking.set(t.stats.clone());
+        Some(t)
     } else {
         None
     };

@@ -208,6 +208,8 @@ pub struct Stats {
     pub loop_tick: AtomicU64,
     /// The queue answered at start and on the last receive.
     pub queue_ok: AtomicBool,
+    /// Job-state tracking's writes, once `[tracking]` is on.
+    pub tracking: std::sync::OnceLock<std::sync::Arc<crate::tracking::TrackerStats>>,
 }
 
 impl Stats {

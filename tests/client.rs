@@ -111,7 +111,16 @@ async fn twenty_five_jobs_in_three_batches_all_read_succeeded() {
         &format!("concurrency = 4\n{}", tracking_section(&moto.endpoint)),
     );
     let seen_ids = wd.path("ids");
-    let agent = Agent::start(&cfg, &[("IDS", seen_ids.to_str().unwrap())]);
+    let port = free_port();
+    let listen = format!("127.0.0.1:{port}");
+    let agent = Agent::start(
+        &cfg,
+        &[
+            ("IDS", seen_ids.to_str().unwrap()),
+            ("DRAINERD_STATUS_ENABLED", "true"),
+            ("DRAINERD_STATUS_LISTEN", &listen),
+        ],
+    );
     let all_done = eventually(Duration::from_secs(60), || async {
         for id in &ids {
             if state(&t, id.as_str()).await?.state != Some(JobState::Succeeded) {
@@ -135,6 +144,18 @@ async fn twenty_five_jobs_in_three_batches_all_read_succeeded() {
         assert_eq!(states, ["Queued", "Running", "Succeeded"], "{s:?}");
     }
     assert_eq!(depth(&sqs, &url).await, (0, 0), "every message deleted");
+    // /metrics counts the agent's writes: Running and Succeeded per job.
+    let m = parse_metrics(&get(port, "/metrics").2);
+    let updates = |r: &str| {
+        metric(
+            &m,
+            &format!("drainerd_tracking_updates_total{{result={r}}}"),
+        )
+    };
+    assert_eq!(updates("written"), 50.0, "{m:?}");
+    for r in ["stale", "failed", "dropped"] {
+        assert_eq!(updates(r), 0.0, "{r}: {m:?}");
+    }
     // Each job saw its own id as DRAINERD_JOB_ID.
     let mut seen = read_lines(&seen_ids);
     seen.sort();
@@ -300,7 +321,15 @@ async fn an_unavailable_tracking_table_does_not_stop_jobs() {
             &format!("concurrency = 3\n{}", tracking_section(&endpoint)),
         );
         let start = Instant::now();
-        let mut agent = Agent::start(&cfg, &[]);
+        let port = free_port();
+        let listen = format!("127.0.0.1:{port}");
+        let mut agent = Agent::start(
+            &cfg,
+            &[
+                ("DRAINERD_STATUS_ENABLED", "true"),
+                ("DRAINERD_STATUS_LISTEN", &listen),
+            ],
+        );
         let drained = eventually(Duration::from_secs(30), || async {
             (depth(&sqs, &url).await == (0, 0)).then_some(())
         })
@@ -318,6 +347,21 @@ async fn an_unavailable_tracking_table_does_not_stop_jobs() {
             "{case}: no tracking failure logged\n{}",
             agent.logs()
         );
+        // /metrics counts every one of the 12 updates (Running and the
+        // outcome per job) as failed or, if the writer fell behind, dropped.
+        let counted = eventually(Duration::from_secs(30), || async {
+            let m = parse_metrics(&get(port, "/metrics").2);
+            let n = |r: &str| {
+                metric(
+                    &m,
+                    &format!("drainerd_tracking_updates_total{{result={r}}}"),
+                )
+            };
+            assert_eq!(n("written") + n("stale"), 0.0, "{case}: {m:?}");
+            (n("failed") + n("dropped") == 12.0).then_some(())
+        })
+        .await;
+        assert!(counted.is_some(), "{case}: {}", get(port, "/metrics").2);
         agent.signal(nix::sys::signal::Signal::SIGTERM);
         assert_eq!(agent.wait_exit(Duration::from_secs(20)), Some(0), "{case}");
         assert!(agent.logs().contains("6 done"), "{case}\n{}", agent.logs());

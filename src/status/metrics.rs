@@ -304,6 +304,25 @@ pub fn render(s: &Snapshot, stats: &Stats) -> String {
             r,
         );
     }
+    if let Some(t) = stats.tracking.get() {
+        o.head(
+            "drainerd_tracking_updates_total",
+            "counter",
+            "Job-state tracking updates, by result: written, stale (a newer or final state was stored), failed (the write failed), dropped (the writer was behind).",
+        );
+        for (result, n) in [
+            ("written", &t.written),
+            ("stale", &t.stale),
+            ("failed", &t.failed),
+            ("dropped", &t.dropped),
+        ] {
+            o.sample(
+                "drainerd_tracking_updates_total",
+                &[("result", result)],
+                n.load(std::sync::atomic::Ordering::Relaxed) as f64,
+            );
+        }
+    }
     o.histogram(
         "drainerd_job_duration_seconds",
         "How long jobs ran.",
@@ -341,7 +360,27 @@ mod tests {
         assert!(text.contains("drainerd_job_duration_seconds_bucket{le=\"3600\"} 2\n"));
         assert!(text.contains("drainerd_job_duration_seconds_bucket{le=\"+Inf\"} 3\n"));
         assert!(text.contains("drainerd_job_duration_seconds_count 3\n"));
-        // Queue gauges are absent until figures were read.
+        // Queue gauges are absent until figures were read, tracking
+        // counters while tracking is off.
         assert!(!text.contains("drainerd_queue_messages{"));
+        assert!(!text.contains("drainerd_tracking_updates_total"));
+    }
+
+    #[test]
+    fn tracking_writes_are_counted_by_result_once_tracking_is_on() {
+        let stats = Stats::default();
+        let t = std::sync::Arc::new(crate::tracking::TrackerStats::default());
+        t.written.store(7, std::sync::atomic::Ordering::Relaxed);
+        t.dropped.store(2, std::sync::atomic::Ordering::Relaxed);
+        stats.tracking.set(t).unwrap();
+        let text = render(&snapshot_now(&stats, "http://q", false), &stats);
+        for line in [
+            "drainerd_tracking_updates_total{result=\"written\"} 7\n",
+            "drainerd_tracking_updates_total{result=\"stale\"} 0\n",
+            "drainerd_tracking_updates_total{result=\"failed\"} 0\n",
+            "drainerd_tracking_updates_total{result=\"dropped\"} 2\n",
+        ] {
+            assert!(text.contains(line), "{line}{text}");
+        }
     }
 }
