@@ -27,7 +27,7 @@ use crate::tracking::{Table, TrackingConfig};
 /// Where the client commands find the queue and the table.
 #[derive(Args, Debug, Clone)]
 pub struct Common {
-    /// Configuration file (only [queue] and [tracking] are read; a missing
+    /// Configuration file (only its queue and tracking sections are read; a missing
     /// default file is fine).
     #[arg(
         long,
