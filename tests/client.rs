@@ -64,6 +64,18 @@ fn table(endpoint: &str) -> Table {
     Table::from_client(dynamodb_client(endpoint), TABLE, Duration::from_secs(3600))
 }
 
+/// `drainerd_tracking_updates_total` from the agent's /metrics, by result:
+/// [written, stale, failed, dropped].
+fn tracking_updates(port: u16) -> [f64; 4] {
+    let m = parse_metrics(&get(port, "/metrics").2);
+    ["written", "stale", "failed", "dropped"].map(|r| {
+        metric(
+            &m,
+            &format!("drainerd_tracking_updates_total{{result={r}}}"),
+        )
+    })
+}
+
 async fn state(t: &Table, id: &str) -> Option<drainerd::client::JobStatus> {
     drainerd::client::table::status(t, id).await.unwrap()
 }
@@ -111,16 +123,8 @@ async fn twenty_five_jobs_in_three_batches_all_read_succeeded() {
         &format!("concurrency = 4\n{}", tracking_section(&moto.endpoint)),
     );
     let seen_ids = wd.path("ids");
-    let port = free_port();
-    let listen = format!("127.0.0.1:{port}");
-    let agent = Agent::start(
-        &cfg,
-        &[
-            ("IDS", seen_ids.to_str().unwrap()),
-            ("DRAINERD_STATUS_ENABLED", "true"),
-            ("DRAINERD_STATUS_LISTEN", &listen),
-        ],
-    );
+    let (agent, port) =
+        start_with_page(&cfg, vec![("IDS", seen_ids.to_str().unwrap().into())]).await;
     let all_done = eventually(Duration::from_secs(60), || async {
         for id in &ids {
             if state(&t, id.as_str()).await?.state != Some(JobState::Succeeded) {
@@ -145,17 +149,7 @@ async fn twenty_five_jobs_in_three_batches_all_read_succeeded() {
     }
     assert_eq!(depth(&sqs, &url).await, (0, 0), "every message deleted");
     // /metrics counts the agent's writes: Running and Succeeded per job.
-    let m = parse_metrics(&get(port, "/metrics").2);
-    let updates = |r: &str| {
-        metric(
-            &m,
-            &format!("drainerd_tracking_updates_total{{result={r}}}"),
-        )
-    };
-    assert_eq!(updates("written"), 50.0, "{m:?}");
-    for r in ["stale", "failed", "dropped"] {
-        assert_eq!(updates(r), 0.0, "{r}: {m:?}");
-    }
+    assert_eq!(tracking_updates(port), [50.0, 0.0, 0.0, 0.0]);
     // Each job saw its own id as DRAINERD_JOB_ID.
     let mut seen = read_lines(&seen_ids);
     seen.sort();
@@ -321,15 +315,7 @@ async fn an_unavailable_tracking_table_does_not_stop_jobs() {
             &format!("concurrency = 3\n{}", tracking_section(&endpoint)),
         );
         let start = Instant::now();
-        let port = free_port();
-        let listen = format!("127.0.0.1:{port}");
-        let mut agent = Agent::start(
-            &cfg,
-            &[
-                ("DRAINERD_STATUS_ENABLED", "true"),
-                ("DRAINERD_STATUS_LISTEN", &listen),
-            ],
-        );
+        let (mut agent, port) = start_with_page(&cfg, Vec::new()).await;
         let drained = eventually(Duration::from_secs(30), || async {
             (depth(&sqs, &url).await == (0, 0)).then_some(())
         })
@@ -350,15 +336,9 @@ async fn an_unavailable_tracking_table_does_not_stop_jobs() {
         // /metrics counts every one of the 12 updates (Running and the
         // outcome per job) as failed or, if the writer fell behind, dropped.
         let counted = eventually(Duration::from_secs(30), || async {
-            let m = parse_metrics(&get(port, "/metrics").2);
-            let n = |r: &str| {
-                metric(
-                    &m,
-                    &format!("drainerd_tracking_updates_total{{result={r}}}"),
-                )
-            };
-            assert_eq!(n("written") + n("stale"), 0.0, "{case}: {m:?}");
-            (n("failed") + n("dropped") == 12.0).then_some(())
+            let [written, stale, failed, dropped] = tracking_updates(port);
+            assert_eq!(written + stale, 0.0, "{case}");
+            (failed + dropped == 12.0).then_some(())
         })
         .await;
         assert!(counted.is_some(), "{case}: {}", get(port, "/metrics").2);

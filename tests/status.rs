@@ -18,22 +18,6 @@ async fn status_json(port: u16) -> serde_json::Value {
     serde_json::from_str(&body).unwrap()
 }
 
-/// drainerd with its status page on a free port, once ready: (agent, port).
-async fn with_page(cfg: &Path, mut env: Vec<(&'static str, String)>) -> (Agent, u16) {
-    let port = free_port();
-    env.push(("DRAINERD_STATUS_ENABLED", "true".into()));
-    env.push(("DRAINERD_STATUS_LISTEN", format!("127.0.0.1:{port}")));
-    let agent = start_agent(cfg, &env);
-    assert!(
-        agent
-            .wait_log("drainerd ready", Duration::from_secs(20))
-            .await,
-        "{}",
-        agent.logs()
-    );
-    (agent, port)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn endpoints_metrics_and_no_requests_per_view() {
     let moto = Moto::start();
@@ -52,7 +36,7 @@ async fn endpoints_metrics_and_no_requests_per_view() {
         &[job.to_str().unwrap()],
         "concurrency = 2",
     );
-    let (agent, port) = with_page(
+    let (agent, port) = start_with_page(
         &cfg,
         vec![
             ("DRAINERD_STATUS_REFRESH_INTERVAL", "60s".into()),
@@ -213,7 +197,7 @@ async fn headless_chromium_shows_the_live_numbers() {
         &[job.to_str().unwrap()],
         "concurrency = 3",
     );
-    let (_agent, port) = with_page(
+    let (_agent, port) = start_with_page(
         &cfg,
         vec![
             ("DRAINERD_STATUS_REFRESH_INTERVAL", "1s".into()),
@@ -341,7 +325,7 @@ async fn spawn_and_leave_buttons() {
         ("DRAINERD_STATUS_CONTROL_TOKEN", token.into()),
         ("DRAINERD_STATUS_ACTIONS_PER_MINUTE", "100".into()),
     ]);
-    let (mut agent, port) = with_page(&cfg, env).await;
+    let (mut agent, port) = start_with_page(&cfg, env).await;
     assert!(
         agent
             .wait_log("fleet logic on", Duration::from_secs(20))
@@ -467,7 +451,7 @@ async fn leave_button_refuses_at_min_size() {
         ("DRAINERD_STATUS_CONTROL_TOKEN", token.into()),
         ("DRAINERD_STATUS_ACTIONS_PER_MINUTE", "2".into()),
     ]);
-    let (_agent, port) = with_page(&cfg, env).await;
+    let (_agent, port) = start_with_page(&cfg, env).await;
     let bearer = format!("Bearer {token}");
     let (code, _, body) = http(port, "POST", "/leave", &[("Authorization", &bearer)], "");
     assert_eq!(code, 409, "{body}");

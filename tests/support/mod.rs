@@ -627,6 +627,22 @@ pub fn start_agent(config: &Path, envs: &[(&str, String)]) -> Agent {
     Agent::start(config, &refs)
 }
 
+/// drainerd with its status page on a free port, once ready: (agent, port).
+pub async fn start_with_page(cfg: &Path, mut env: Vec<(&'static str, String)>) -> (Agent, u16) {
+    let port = free_port();
+    env.push(("DRAINERD_STATUS_ENABLED", "true".into()));
+    env.push(("DRAINERD_STATUS_LISTEN", format!("127.0.0.1:{port}")));
+    let agent = start_agent(cfg, &env);
+    assert!(
+        agent
+            .wait_log("drainerd ready", Duration::from_secs(20))
+            .await,
+        "{}",
+        agent.logs()
+    );
+    (agent, port)
+}
+
 pub fn asg_client(endpoint: &str) -> aws_sdk_autoscaling::Client {
     aws_sdk_autoscaling::Client::new(&test_sdk(endpoint))
 }
