@@ -81,6 +81,7 @@ fn tracked_outcome(
 /// The environment a job sees on top of the agent's.
 pub fn job_env(
     m: &Received,
+    job_id: &str,
     queue_url: &str,
     deadline: SystemTime,
     cfg: &Config,
@@ -95,10 +96,7 @@ pub fn job_env(
         env.push((format!("DRAINERD_ATTR_{name}"), value.clone()));
     }
     // drainerd's own variables last: they win over attributes and job.env.
-    env.push((
-        "DRAINERD_JOB_ID".into(),
-        crate::client::job_id_of(&m.id, &m.attributes),
-    ));
+    env.push(("DRAINERD_JOB_ID".into(), job_id.into()));
     env.push(("DRAINERD_MESSAGE_ID".into(), m.id.clone()));
     env.push(("DRAINERD_RECEIVE_COUNT".into(), m.receive_count.to_string()));
     env.push(("DRAINERD_QUEUE_URL".into(), queue_url.into()));
@@ -114,7 +112,7 @@ pub fn job_env(
 pub async fn run(
     ctx: Arc<JobContext>,
     key: u64,
-    m: Received,
+    mut m: Received,
     permit: OwnedSemaphorePermit,
     stop: CancellationToken,
 ) {
@@ -153,8 +151,16 @@ pub async fn run(
         let spec = JobSpec {
             argv: cfg.job.command.clone(),
             working_dir: cfg.job.working_dir.clone(),
-            env: job_env(&m, &ctx.queue_url, SystemTime::now() + timeout, &cfg),
-            stdin: m.body.as_bytes().to_vec(),
+            env: job_env(
+                &m,
+                &job_id,
+                &ctx.queue_url,
+                SystemTime::now() + timeout,
+                &cfg,
+            ),
+            // The body is not needed after this: move it, not copy it (up to
+            // 1 MiB per job).
+            stdin: std::mem::take(&mut m.body).into_bytes(),
             deadline,
             kill_grace: cfg.job.kill_grace.0,
             message_id: message_id.clone(),
