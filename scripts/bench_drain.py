@@ -8,6 +8,10 @@ when it stops), requests per minute while idle, peak RSS and binary size.
 
 moto is slow and single-threaded, so jobs/s here is moto's limit, not
 drainerd's; the per-job CPU and request figures are drainerd's own.
+
+--runner boto3 measures the plain boto3 loop the CPU target names as its
+yardstick (scripts/boto3_loop.py) the same way, to check the yardstick on
+the machine at hand.
 """
 import argparse
 import json
@@ -41,7 +45,10 @@ def peak_rss_kib(pid):
     return 0
 
 
-def start_agent(bin_path, work, url, endpoint, concurrency):
+def start_agent(args, work, url, endpoint):
+    """Starts the runner under test (drainerd, or with --runner boto3 the
+    plain boto3 loop) on the bench queue; returns once it is ready."""
+    bin_path, concurrency = args.binary, args.concurrency
     config = os.path.join(work, "drainerd.toml")
     with open(config, "w") as f:
         f.write(queue_toml(url, endpoint) + f"""[job]
@@ -51,16 +58,21 @@ concurrency = {concurrency}
     log_path = os.path.join(work, f"drainerd-{time.time_ns()}.log")
     env = agent_env(AWS_EC2_METADATA_DISABLED="true", DRAINERD_METADATA_ENABLED="false", RUST_LOG="info")
     log = open(log_path, "w")
-    p = subprocess.Popen([bin_path, "run", "--config", config, "--log-format", "text"],
-                         stdout=log, stderr=log, env=env)
+    if args.runner == "boto3":
+        cmd = [sys.executable, os.path.join(ROOT, "scripts", "boto3_loop.py"), url, endpoint, str(concurrency)]
+        ready = "ready"
+    else:
+        cmd = [bin_path, "run", "--config", config, "--log-format", "text"]
+        ready = "drainerd ready"
+    p = subprocess.Popen(cmd, stdout=log, stderr=log, env=env)
     deadline = time.time() + 30
     while time.time() < deadline:
-        if "drainerd ready" in open(log_path).read():
+        if ready in open(log_path).read():
             return p, log_path
         if p.poll() is not None:
-            sys.exit(f"drainerd exited: {open(log_path).read()}")
+            sys.exit(f"{args.runner} exited: {open(log_path).read()}")
         time.sleep(0.05)
-    sys.exit("drainerd did not become ready")
+    sys.exit(f"{args.runner} did not become ready")
 
 
 def stop_agent(p, log_path):
@@ -81,6 +93,8 @@ def main():
     ap.add_argument("--jobs", type=int, default=1000)
     ap.add_argument("--concurrency", type=int, default=8)
     ap.add_argument("--binary", default=BIN, help="the drainerd to measure (to compare builds)")
+    ap.add_argument("--runner", choices=["drainerd", "boto3"], default="drainerd",
+                    help="boto3: measure the plain boto3 loop the CPU target was set against (scripts/boto3_loop.py)")
     ap.add_argument("--drains", type=int, default=3, help="drains of --jobs each; figures are medians")
     ap.add_argument("--idle-seconds", type=int, default=60)
     ap.add_argument("--close-connections", action="store_true",
@@ -103,7 +117,7 @@ def main():
             """One drain of args.jobs jobs by a fresh agent: its figures."""
             # The agent waits on an empty queue; the producer keeps the
             # queue shallow (moto slows down with depth) until all are sent.
-            agent, log_path = start_agent(args.binary, work, url, endpoint, args.concurrency)
+            agent, log_path = start_agent(args, work, url, endpoint)
             own0, kids0 = proc_cpu_ms(agent.pid)
             t0 = time.time()
             sent = 0
@@ -169,24 +183,30 @@ def main():
         # Start-up's GetQueueAttributes is not per-job work.
         per_job_requests = {k: v / drained_jobs for k, v in drain_requests.items() if k != "GetQueueAttributes"}
 
-        # Idle: an agent on an empty queue, long-polling.
-        agent, log_path = start_agent(args.binary, work, url, endpoint, args.concurrency)
-        t_idle = time.time()
-        time.sleep(args.idle_seconds)
-        idle = stop_agent(agent, log_path)
-        # The long poll in flight at SIGTERM finishes: count until exit.
-        idle_per_min = (sum(idle.values()) - idle.get("GetQueueAttributes", 0)) * 60 / (time.time() - t_idle)
+        # Idle: an agent on an empty queue, long-polling. (Not for the
+        # boto3 loop: it is only a yardstick for CPU per job.)
+        idle_per_min = None
+        if args.runner == "drainerd":
+            agent, log_path = start_agent(args, work, url, endpoint)
+            t_idle = time.time()
+            time.sleep(args.idle_seconds)
+            idle = stop_agent(agent, log_path)
+            # The long poll in flight at SIGTERM finishes: count until exit.
+            idle_per_min = (sum(idle.values()) - idle.get("GetQueueAttributes", 0)) * 60 / (time.time() - t_idle)
 
-        size = os.path.getsize(args.binary)
+        size = os.path.getsize(args.binary) if args.runner == "drainerd" else None
         print()
         peer = "connections closed after each request" if args.close_connections else "connections kept open, as AWS does"
-        print(f"drain benchmark: {args.drains} drains of {args.jobs} no-op jobs (/bin/true), concurrency {args.concurrency}, moto backend ({peer})")
+        who = "drainerd" if args.runner == "drainerd" else "boto3 loop"
+        runner = "" if args.runner == "drainerd" else ", runner: the plain boto3 loop (scripts/boto3_loop.py)"
+        print(f"drain benchmark: {args.drains} drains of {args.jobs} no-op jobs (/bin/true), concurrency {args.concurrency}, "
+              f"moto backend ({peer}){runner}")
 
         def runs(xs):
             return ", ".join(f"{x:.3f}" for x in xs)
 
         print(f"  throughput                  {args.jobs / wall:8.1f} jobs/s  ({wall:.1f} s per drain; moto-bound)")
-        print(f"  drainerd CPU per job        {per_job:8.3f} ms  (median of {args.drains} drains: {runs(per_drain)}; "
+        print(f"  {who + ' CPU per job':<28}{per_job:8.3f} ms  (median of {args.drains} drains: {runs(per_drain)}; "
               f"agent {own_per_job:.3f} + reaped jobs {kids_per_job:.3f})")
         print(f"  the agent's own CPU per job {own_per_job:8.3f} ms")
         print(f"  fork+exec floor per job     {floor_per_job:8.3f} ms  (minimal loop, median of "
@@ -196,7 +216,7 @@ def main():
         # Where the excess is: drainerd's own process against the loop's,
         # and the jobs it ran against the loop's. /bin/true costs more when
         # it starts between network waits (cold caches) than back to back.
-        print(f"    of which drainerd itself  {own_per_job - floor['self_ms'] / args.jobs:8.3f} ms  "
+        print(f"    {'of which ' + who + ' itself':<26}{own_per_job - floor['self_ms'] / args.jobs:8.3f} ms  "
               f"(agent process above the loop's {floor['self_ms'] / args.jobs:.3f})")
         print(f"    of which the jobs         {kids_per_job - floor['children_ms'] / args.jobs:8.3f} ms  "
               f"(each /bin/true above the loop's {floor['children_ms'] / args.jobs:.3f})")
@@ -207,9 +227,11 @@ def main():
         for k, v in sorted(per_job_requests.items()):
             print(f"  {k:<28}{v:8.3f} requests per job")
         print(f"  SQS requests per job        {sum(per_job_requests.values()):8.3f}   (target <= 0.21; floor 1/min(10,C) + 1/10)")
-        print(f"  idle requests per minute    {idle_per_min:8.2f}   (target <= 3.5; 20 s long polls)")
+        if idle_per_min is not None:
+            print(f"  idle requests per minute    {idle_per_min:8.2f}   (target <= 3.5; 20 s long polls)")
         print(f"  peak RSS                    {rss / 1024:8.1f} MiB  (target <= 12)")
-        print(f"  release binary              {size / 1e6:8.1f} MB   (stripped; target <= 15)")
+        if size is not None:
+            print(f"  release binary              {size / 1e6:8.1f} MB   (stripped; target <= 15)")
     finally:
         moto.terminate()
         moto.wait()
