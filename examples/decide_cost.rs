@@ -4,7 +4,7 @@
 use std::hint::black_box;
 use std::time::{Duration, Instant, SystemTime};
 
-use drainerd::leave::{decide, Billing, Inputs, Rules};
+use drainerd::decide::leave::{decide, Billing, Inputs, Rules};
 
 fn main() {
     let launch = SystemTime::now() - Duration::from_secs(57 * 60);

@@ -1,44 +1,40 @@
 //! drainerd: drains an SQS queue into child processes on an EC2 Auto Scaling
 //! worker fleet, losing no message on any path.
 //!
-//! One module per concern: `config` (+`env`, `duration`) what the operator
-//! asked for; `queue` the SQS edge; `job` one child process; `output` its
-//! logs; `receiver` intake; `runner` one message's life; `settle` deletes and hand-backs;
-//! `heartbeat` lease renewals; `slots` job slots; `policy` the pure timing
-//! decisions; `agent` the supervisor; `notify`, `logging`, `signals` the
-//! systemd and process edges; `stats` what happened.
+//! A map of the house, one folder per concern:
+//!
+//! | folder        | owns |
+//! |---------------|------|
+//! | `config/`     | what the operator asked for: the file, `DRAINERD_*` overrides, durations, validation |
+//! | `control`     | the control inbox (signals, notices, leaving) and the one shutdown tree every task runs under |
+//! | `supervisor/` | the drain's state machine, wiring at start, reload, the terminate lifecycle hook |
+//! | `decide/`     | pure decisions: backoff, leases, job outcomes, notices, leaving, protection, batching |
+//! | `drain/`      | the queue's path through this instance: receive, run, renew, settle; job slots and occupancy |
+//! | `aws/`        | the only agent code that talks to AWS: SQS, Auto Scaling, instance metadata |
+//! | `fleet/`      | this instance's place in its group: protection, leaving, the page's fleet buttons |
+//! | `metadata/`   | the instance metadata watcher and its notice parsing |
+//! | `status/`     | counters, the status page, `/status.json` and `/metrics` |
+//! | `tracking/`   | the optional job-state store (DynamoDB) |
+//! | `system/`     | the process's edges: signals, sd_notify, logging |
+//! | `ops/`        | the producer and operator side: enqueue library, CLI commands, admin, cost model |
+//!
+//! Dependencies run inward: `decide` imports nothing of drainerd's and no
+//! runtime; the drain never imports `ops`; only `aws/` (with `ops/` and
+//! `tracking/`) names AWS SDK crates. `tests/house.rs` checks these rules.
 #![forbid(unsafe_code)]
 
-pub mod agent;
 pub mod aws;
-pub mod cli;
-pub mod client;
 pub mod config;
-pub mod cost;
-pub mod duration;
-pub mod env;
+pub mod control;
+pub mod decide;
+pub mod drain;
 pub mod fleet;
-pub mod heartbeat;
-pub mod job;
-pub mod leave;
-pub mod logging;
-pub mod membership;
 pub mod metadata;
-pub mod notice;
-pub mod notify;
-pub mod output;
-pub mod policy;
-pub mod queue;
-pub mod receiver;
-pub mod runner;
-pub mod settle;
-pub mod signals;
-pub mod slots;
-pub mod startup;
-pub mod stats;
+pub mod ops;
 pub mod status;
+pub mod supervisor;
+pub mod system;
 pub mod tracking;
-pub mod web;
 
 /// Exit codes (sysexits.h), as documented in the README.
 pub mod exit {

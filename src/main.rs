@@ -6,11 +6,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use drainerd::agent::{self, AgentError, Control};
+use drainerd::config::overrides::ProcessEnv;
 use drainerd::config::Config;
-use drainerd::env::ProcessEnv;
 use drainerd::exit;
-use drainerd::logging::{self, LogFormat};
+use drainerd::supervisor::{self, AgentError};
+use drainerd::system::logging::{self, LogFormat};
 
 const EXAMPLES: &str = "\
 Examples:
@@ -62,7 +62,7 @@ enum Command {
     },
     /// Producer and operator commands (enqueue, job, queue, dlq, table, cost).
     #[command(flatten)]
-    Client(drainerd::cli::ClientCommand),
+    Client(drainerd::ops::cli::ClientCommand),
 }
 
 fn main() -> ExitCode {
@@ -88,7 +88,7 @@ fn main() -> ExitCode {
             }
         },
         Command::Run { config, log_format } => run(config, log_format),
-        Command::Client(cmd) => drainerd::cli::run(cmd),
+        Command::Client(cmd) => drainerd::ops::cli::run(cmd),
     }
 }
 
@@ -114,23 +114,12 @@ fn run(path: PathBuf, log_format: LogFormat) -> ExitCode {
         }
     };
     let mut config = config;
-    if let Err(e) = rt.block_on(drainerd::startup::resolve_instance_tags(&mut config)) {
+    if let Err(e) = rt.block_on(supervisor::wiring::resolve_instance_tags(&mut config)) {
         tracing::error!(error = %e, "bad configuration");
         eprintln!("drainerd: config {}: {e}", path.display());
         return ExitCode::from(exit::CONFIG as u8);
     }
-    let result = rt.block_on(async move {
-        let (tx, rx) = tokio::sync::mpsc::channel::<Control>(16);
-        if let Err(e) = drainerd::signals::forward(tx.clone()) {
-            tracing::error!(error = %e, "cannot install signal handlers");
-            return Err(AgentError::Internal(format!("signal handlers: {e}")));
-        }
-        let stop_watch = tokio_util::sync::CancellationToken::new();
-        let deps = drainerd::startup::deps(&config, path, tx, stop_watch.clone()).await;
-        let r = agent::run(config, deps, rx).await;
-        stop_watch.cancel();
-        r
-    });
+    let result = rt.block_on(supervisor::run(config, path));
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e @ (AgentError::QueueMissing { .. } | AgentError::QueueUnreachable { .. })) => {

@@ -9,7 +9,7 @@ use std::process::Stdio;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use drainerd::client::{Enqueuer, Job, JobId};
+use drainerd::ops::enqueue::{Enqueuer, Job, JobId};
 use drainerd::tracking::{seq, JobState, Table, TrackError, Update};
 use support::*;
 
@@ -76,8 +76,8 @@ fn tracking_updates(port: u16) -> [f64; 4] {
     })
 }
 
-async fn state(t: &Table, id: &str) -> Option<drainerd::client::JobStatus> {
-    drainerd::client::table::status(t, id).await.unwrap()
+async fn state(t: &Table, id: &str) -> Option<drainerd::ops::table::JobStatus> {
+    drainerd::ops::table::status(t, id).await.unwrap()
 }
 
 /// Check 1: 25 jobs in one call (three SendMessageBatch calls, counted at a

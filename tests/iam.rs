@@ -65,11 +65,11 @@ fn granted(file: &str) -> BTreeSet<String> {
 /// `dlq redrive`, `table create` (and the client library).
 #[test]
 fn the_client_policy_lists_exactly_the_actions_the_client_calls() {
-    let mut code = calls("client.rs", "sqs");
-    code.extend(calls("client/admin.rs", "sqs"));
-    code.extend(calls("client/table.rs", "dynamodb"));
+    let mut code = calls("ops/enqueue.rs", "sqs");
+    code.extend(calls("ops/admin.rs", "sqs"));
+    code.extend(calls("ops/table.rs", "dynamodb"));
     // The enqueuer writes Queued through tracking::Table::write.
-    code.extend(calls("tracking.rs", "dynamodb"));
+    code.extend(calls("tracking/mod.rs", "dynamodb"));
     assert!(
         code.contains("sqs:SendMessage") && code.contains("dynamodb:CreateTable"),
         "{code:?}"
@@ -77,16 +77,16 @@ fn the_client_policy_lists_exactly_the_actions_the_client_calls() {
     assert_eq!(
         granted("packaging/iam-policy-client.json"),
         code,
-        "client policy actions vs SDK calls in src/client*"
+        "client policy actions vs SDK calls in src/ops/"
     );
 }
 
 #[test]
 fn the_policy_lists_exactly_the_actions_the_code_calls() {
-    let mut code = calls("queue.rs", "sqs");
-    code.extend(calls("fleet.rs", "autoscaling"));
+    let mut code = calls("aws/sqs.rs", "sqs");
+    code.extend(calls("aws/autoscaling.rs", "autoscaling"));
     // Job-state tracking (optional): the agent's transition writes.
-    code.extend(calls("tracking.rs", "dynamodb"));
+    code.extend(calls("tracking/mod.rs", "dynamodb"));
     assert!(
         code.contains("sqs:ReceiveMessage")
             && code.contains("autoscaling:TerminateInstanceInAutoScalingGroup"),

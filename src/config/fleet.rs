@@ -3,8 +3,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::duration::Dur;
-use crate::leave::Billing;
+use super::duration::Dur;
+use crate::decide::leave::Billing;
 
 /// This instance's Auto Scaling group: the terminate hook, scale-in
 /// protection while busy, and leaving the group when work is scarce.

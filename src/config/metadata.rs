@@ -4,39 +4,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::duration::Dur;
-
-/// What to do with a rebalance recommendation.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum RebalanceAction {
-    Ignore,
-    /// Log and report it; keep working (it fires far more often than
-    /// interruptions).
-    Log,
-    /// Stop taking new work; let running jobs finish.
-    Drain,
-}
-
-/// What to do with a scheduled maintenance event.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum MaintenanceAction {
-    Log,
-    /// Stop taking new work `maintenance_lead` before the event's NotBefore.
-    Drain,
-}
-
-/// When running jobs hear about a spot interruption.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum SpotSignal {
-    /// Let jobs run until `deadline - job.kill_grace`, then SIGTERM; SIGKILL
-    /// at the deadline.
-    AtDeadline,
-    /// SIGTERM at once (for jobs that checkpoint on SIGTERM).
-    Immediately,
-}
+use super::duration::Dur;
+pub use crate::decide::notice::{MaintenanceAction, RebalanceAction, SpotSignal};
 
 /// The EC2 instance metadata service (IMDSv2): who this instance is, and
 /// notices about its end.

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::duration::Dur;
+use super::duration::Dur;
 
 /// The well-known port: "DRAINERD" has no port of its own; 9753 is unused by
 /// the common exporters (Prometheus' port registry lists none there).

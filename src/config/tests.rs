@@ -168,7 +168,7 @@ fn every_env_variable_maps_to_a_real_field() {
     .unwrap()
     .parse()
     .unwrap();
-    for (var, path) in crate::env::mapping() {
+    for (var, path) in super::overrides::mapping() {
         let (sec, field) = path.split_once('.').unwrap();
         assert!(
             table[sec].as_table().unwrap().contains_key(field),
@@ -194,7 +194,7 @@ fn an_idle_timeout_of_zero_is_an_error_not_never() {
         "{e}"
     );
     let c = load(&format!("{MIN}[fleet]\nbilling = \"never\"\n"), &[]).unwrap();
-    assert_eq!(c.fleet.billing, crate::leave::Billing::Never);
+    assert_eq!(c.fleet.billing, crate::decide::leave::Billing::Never);
 }
 
 #[test]
@@ -216,4 +216,34 @@ fn the_queue_url_may_name_an_instance_tag() {
         &[],
     );
     assert!(e.contains("queue.url") && e.contains("tag:KEY"), "{e}");
+}
+
+#[test]
+fn a_reload_takes_live_settings_and_keeps_restart_only_ones() {
+    let running = load(MIN, &[]).unwrap();
+    let new = load(
+        MIN,
+        &[
+            (
+                "DRAINERD_QUEUE_URL",
+                "https://sqs.eu-west-1.amazonaws.com/1/other",
+            ),
+            ("DRAINERD_JOB_LOG_LINES_PER_SECOND", "7"),
+            ("DRAINERD_JOB_CONCURRENCY", "2"),
+            ("DRAINERD_AGENT_LOG_LEVEL", "debug"),
+        ],
+    )
+    .unwrap();
+    let fields: Vec<&str> = running
+        .restart_only_changes(&new)
+        .iter()
+        .map(|c| c.0)
+        .collect();
+    assert_eq!(fields, ["queue.url", "agent.log_level"]);
+    let applied = new.with_restart_only_from(&running);
+    assert_eq!(applied.queue.url, running.queue.url);
+    assert_eq!(applied.agent.log_level, running.agent.log_level);
+    assert_eq!(applied.job.log_lines_per_second, 7, "a live setting");
+    assert_eq!(applied.job.concurrency, 2);
+    assert!(running.restart_only_changes(&applied).is_empty());
 }

@@ -5,8 +5,8 @@
 use std::collections::BTreeMap;
 use std::fmt::Write;
 
+use super::counters::{Counters, Histogram, BUCKETS};
 use super::Snapshot;
-use crate::stats::{Histogram, Stats, BUCKETS};
 
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
@@ -73,7 +73,7 @@ fn flag(b: bool) -> f64 {
 }
 
 /// Renders every metric.
-pub fn render(s: &Snapshot, stats: &Stats) -> String {
+pub fn render(s: &Snapshot, stats: &Counters) -> String {
     let mut o = Out(String::with_capacity(8192));
     o.head(
         "drainerd_info",
@@ -304,7 +304,7 @@ pub fn render(s: &Snapshot, stats: &Stats) -> String {
             r,
         );
     }
-    if let Some(t) = stats.tracking.get() {
+    if let Some(t) = stats.tracking() {
         o.head(
             "drainerd_tracking_updates_total",
             "counter",
@@ -339,15 +339,23 @@ pub fn render(s: &Snapshot, stats: &Stats) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::stats::JobOutcome;
-    use crate::status::snapshot_now;
+    use crate::decide::outcome::JobOutcome;
+    use crate::status::counters::RecentJob;
+    use crate::status::snapshot::snapshot_now;
     use std::time::Duration;
 
     #[test]
     fn exposition_has_escaped_labels_and_cumulative_buckets() {
-        let stats = Stats::default();
-        stats.job_done(JobOutcome::Succeeded);
-        stats.job_seconds.observe(Duration::from_millis(3));
+        let stats = Counters::default();
+        let job = RecentJob {
+            message_id: "m".into(),
+            finished_at: "2026-11-22T10:00:00Z".into(),
+            duration_seconds: 0.003,
+            outcome: JobOutcome::Succeeded.name(),
+            exit: "exit 0".into(),
+            receive_count: 1,
+        };
+        stats.job_finished(JobOutcome::Succeeded, job, Duration::from_millis(3));
         stats.job_seconds.observe(Duration::from_secs(2));
         stats.job_seconds.observe(Duration::from_secs(7200));
         let s = snapshot_now(&stats, "http://q/\"x\"\\y", false);
@@ -368,11 +376,11 @@ mod tests {
 
     #[test]
     fn tracking_writes_are_counted_by_result_once_tracking_is_on() {
-        let stats = Stats::default();
-        let t = std::sync::Arc::new(crate::tracking::TrackerStats::default());
+        let stats = Counters::default();
+        let t = std::sync::Arc::new(crate::tracking::RecorderStats::default());
         t.written.store(7, std::sync::atomic::Ordering::Relaxed);
         t.dropped.store(2, std::sync::atomic::Ordering::Relaxed);
-        stats.tracking.set(t).unwrap();
+        stats.set_tracking(t);
         let text = render(&snapshot_now(&stats, "http://q", false), &stats);
         for line in [
             "drainerd_tracking_updates_total{result=\"written\"} 7\n",

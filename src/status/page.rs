@@ -225,14 +225,16 @@ Leave stops taking work, lets running jobs finish, and removes this instance fro
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::stats::{JobOutcome, RecentJob, Stats};
-    use crate::status::snapshot_now;
+    use crate::decide::outcome::JobOutcome;
+    use crate::status::counters::{Counters, RecentJob};
+    use crate::status::snapshot::snapshot_now;
     use std::time::Duration;
 
     #[test]
     fn text_from_jobs_and_queues_is_escaped() {
-        let stats = Stats::default();
-        stats.job_record(
+        let stats = Counters::default();
+        stats.job_finished(
+            JobOutcome::Failed,
             RecentJob {
                 message_id: "<script>alert(1)</script>".into(),
                 finished_at: "2026-11-22T10:00:00Z".into(),

@@ -1,20 +1,26 @@
 //! The agent's background writer of job states: bounded lanes, never
 //! waited on by a job (see the parent module for why updates are dropped
 //! rather than waited for when the table is slow).
+//!
+//! [`Recorder`] is the jobs' handle (`record` never waits); [`Writer`] is
+//! the task that writes, started with the others and stopped with them at
+//! exit, when it writes what is queued for at most its patience.
 
 use std::hash::{Hash, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use tokio::sync::mpsc;
-use tokio::task::JoinSet;
+use tokio::time::{timeout, timeout_at, Instant};
+use tokio_util::sync::CancellationToken;
 
 use super::{Table, TrackError, Update};
+use crate::control::Task;
 
 /// What the background writer did, for logs and tests.
 #[derive(Debug, Default)]
-pub struct TrackerStats {
+pub struct RecorderStats {
     pub written: AtomicU64,
     /// Refused by the condition: a newer or final state was there.
     pub stale: AtomicU64,
@@ -30,36 +36,49 @@ const LANES: usize = 4;
 /// One write may take this long before it counts as failed (the SDK's own
 /// retries included), so a hanging table cannot pile up work.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+/// At exit, queued updates are written for at most this long: the agent's
+/// exit never waits long on the tracking table.
+pub const EXIT_PATIENCE: Duration = Duration::from_secs(5);
 
-/// The agent's handle: `record` never waits.
-pub struct Tracker {
-    /// Emptied by `close`: the lanes then end once written out.
-    lanes: std::sync::Mutex<Vec<mpsc::Sender<Update>>>,
+/// The jobs' handle: `record` never waits.
+pub struct Recorder {
+    lanes: Vec<mpsc::Sender<Update>>,
     pub instance_id: Option<String>,
-    /// The DLQ's maxReceiveCount once read (see [`failure_state`]).
-    max_receives: std::sync::OnceLock<Option<u32>>,
-    pub stats: Arc<TrackerStats>,
-    tasks: tokio::sync::Mutex<JoinSet<()>>,
+    /// The DLQ's maxReceiveCount once read (see [`super::failure_state`]).
+    max_receives: OnceLock<Option<u32>>,
+    pub stats: Arc<RecorderStats>,
 }
 
-impl Tracker {
-    /// Starts the writer lanes on the current runtime.
-    pub fn start(table: Table, capacity: usize, instance_id: Option<String>) -> Tracker {
-        let stats = Arc::new(TrackerStats::default());
-        let mut tasks = JoinSet::new();
-        let mut lanes = Vec::new();
-        for _ in 0..LANES {
-            let (tx, rx) = mpsc::channel((capacity / LANES).max(1));
-            lanes.push(tx);
-            tasks.spawn(write_lane(table.clone(), rx, stats.clone()));
-        }
-        Tracker {
-            lanes: std::sync::Mutex::new(lanes),
-            instance_id,
-            max_receives: std::sync::OnceLock::new(),
-            stats,
-            tasks: tokio::sync::Mutex::new(tasks),
-        }
+/// The task that writes what the [`Recorder`] queues.
+pub struct Writer {
+    table: Table,
+    lanes: Vec<mpsc::Receiver<Update>>,
+    stats: Arc<RecorderStats>,
+    /// How long queued updates may still be written once stopped.
+    pub patience: Duration,
+}
+
+impl Recorder {
+    /// The handle and its writer, with `capacity` updates queued at most.
+    pub fn new(table: Table, capacity: usize, instance_id: Option<String>) -> (Recorder, Writer) {
+        let stats = Arc::new(RecorderStats::default());
+        let (senders, receivers) = (0..LANES)
+            .map(|_| mpsc::channel((capacity / LANES).max(1)))
+            .unzip();
+        (
+            Recorder {
+                lanes: senders,
+                instance_id,
+                max_receives: OnceLock::new(),
+                stats: stats.clone(),
+            },
+            Writer {
+                table,
+                lanes: receivers,
+                stats,
+                patience: EXIT_PATIENCE,
+            },
+        )
     }
 
     /// Sets the DLQ's maxReceiveCount (`None`: no DLQ) once known.
@@ -73,21 +92,15 @@ impl Tracker {
     }
 
     /// Queues an update for the writer; drops it (counted, logged) when the
-    /// queue is full. Never waits.
+    /// queue is full or the writer has stopped. Never waits.
     pub fn record(&self, mut u: Update) {
         if u.instance_id.is_none() {
             u.instance_id = self.instance_id.clone();
         }
         let mut h = std::collections::hash_map::DefaultHasher::new();
         u.job_id.hash(&mut h);
-        let sent = {
-            let lanes = self.lanes.lock().expect("tracker lock");
-            match lanes.len() {
-                0 => Err(mpsc::error::TrySendError::Closed(u)),
-                n => lanes[(h.finish() as usize) % n].try_send(u),
-            }
-        };
-        if let Err(e) = sent {
+        let lane = (h.finish() as usize) % self.lanes.len();
+        if let Err(e) = self.lanes[lane].try_send(u) {
             let n = self.stats.dropped.fetch_add(1, Relaxed);
             if n.is_power_of_two() || n == 0 {
                 let u = match e {
@@ -97,46 +110,101 @@ impl Tracker {
             }
         }
     }
+}
 
-    /// Lets queued updates be written for up to `patience`, then gives up
-    /// on the rest (at shutdown: the agent's exit must not wait on it).
-    pub async fn close(&self, patience: Duration) {
-        // Dropping the senders ends each lane once it has written its queue.
-        self.lanes.lock().expect("tracker lock").clear();
-        let mut tasks = self.tasks.lock().await;
-        let done = tokio::time::timeout(patience, async {
-            while tasks.join_next().await.is_some() {}
-        })
-        .await;
-        if done.is_err() {
-            tasks.abort_all();
-            tracing::warn!("job-state tracking: some updates were not written before exit");
+impl Task for Writer {
+    const NAME: &'static str = "tracking writer";
+
+    /// Writes until `stop`, then what is queued for at most `patience`.
+    async fn run(self, stop: CancellationToken) {
+        let Writer {
+            table,
+            lanes,
+            stats,
+            patience,
+        } = self;
+        let lanes = lanes
+            .into_iter()
+            .map(|rx| write_lane(&table, rx, &stats, &stop, patience));
+        let unwritten: usize = futures_util::future::join_all(lanes)
+            .await
+            .into_iter()
+            .sum();
+        if unwritten > 0 {
+            tracing::warn!(
+                unwritten,
+                "job-state tracking: some updates were not written before exit"
+            );
         }
     }
 }
 
-async fn write_lane(table: Table, mut rx: mpsc::Receiver<Update>, stats: Arc<TrackerStats>) {
+/// One lane until `stop`; then its queue (and the write in flight) within
+/// `patience`. Returns how many updates were left unwritten.
+async fn write_lane(
+    table: &Table,
+    mut rx: mpsc::Receiver<Update>,
+    stats: &RecorderStats,
+    stop: &CancellationToken,
+    patience: Duration,
+) -> usize {
     let mut last_error: Option<String> = None;
-    while let Some(u) = rx.recv().await {
-        let r = tokio::time::timeout(WRITE_TIMEOUT, table.write(&u)).await;
-        match r {
-            Ok(Ok(())) => {
-                stats.written.fetch_add(1, Relaxed);
-                if last_error.take().is_some() {
-                    tracing::info!(table = %table.name, "job-state tracking table reachable again");
+    // Set once stopped: no new updates are taken, and nothing is written
+    // after it.
+    let mut until: Option<Instant> = None;
+    let stopped = |rx: &mut mpsc::Receiver<Update>| {
+        rx.close();
+        Instant::now() + patience
+    };
+    loop {
+        let next = match until {
+            None => tokio::select! {
+                u = rx.recv() => u,
+                () = stop.cancelled() => {
+                    until = Some(stopped(&mut rx));
+                    continue;
                 }
+            },
+            Some(t) => match timeout_at(t, rx.recv()).await {
+                Ok(u) => u,
+                Err(_) => return rx.len(),
+            },
+        };
+        let Some(u) = next else { return 0 };
+        let writing = write(table, &u, stats, &mut last_error);
+        tokio::pin!(writing);
+        if until.is_none() {
+            tokio::select! {
+                () = &mut writing => continue,
+                () = stop.cancelled() => until = Some(stopped(&mut rx)),
             }
-            Ok(Err(TrackError::Stale(_))) => {
-                stats.stale.fetch_add(1, Relaxed);
-                tracing::debug!(job_id = %u.job_id, state = u.state.name(), attempt = u.attempt, "tracking update older than the stored state; ignored");
+        }
+        if let Some(t) = until {
+            if timeout_at(t, writing).await.is_err() {
+                return 1 + rx.len();
             }
-            Ok(Err(e)) => fail(&stats, &mut last_error, &u, &e.to_string()),
-            Err(_) => fail(&stats, &mut last_error, &u, "timed out"),
         }
     }
 }
 
-fn fail(stats: &TrackerStats, last: &mut Option<String>, u: &Update, why: &str) {
+async fn write(table: &Table, u: &Update, stats: &RecorderStats, last_error: &mut Option<String>) {
+    match timeout(WRITE_TIMEOUT, table.write(u)).await {
+        Ok(Ok(())) => {
+            stats.written.fetch_add(1, Relaxed);
+            if last_error.take().is_some() {
+                tracing::info!(table = %table.name, "job-state tracking table reachable again");
+            }
+        }
+        Ok(Err(TrackError::Stale(_))) => {
+            stats.stale.fetch_add(1, Relaxed);
+            tracing::debug!(job_id = %u.job_id, state = u.state.name(), attempt = u.attempt, "tracking update older than the stored state; ignored");
+        }
+        Ok(Err(e)) => fail(stats, last_error, u, &e.to_string()),
+        Err(_) => fail(stats, last_error, u, "timed out"),
+    }
+}
+
+fn fail(stats: &RecorderStats, last: &mut Option<String>, u: &Update, why: &str) {
     stats.failed.fetch_add(1, Relaxed);
     // Log the first failure and each change of reason, not every write.
     if last.as_deref() != Some(why) {
@@ -170,7 +238,10 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn recording_never_waits_and_a_full_queue_drops_and_counts() {
-        let t = Tracker::start(dead_table(), 8, Some("i-1".into()));
+        let (t, mut writer) = Recorder::new(dead_table(), 8, Some("i-1".into()));
+        writer.patience = Duration::from_millis(300);
+        let stop = CancellationToken::new();
+        let writing = tokio::spawn(writer.run(stop.clone()));
         let start = std::time::Instant::now();
         for i in 0..2000 {
             t.record(Update::new(&format!("job-{i}"), JobState::Running, 1));
@@ -185,7 +256,8 @@ mod tests {
         assert!(dropped >= 2000 - 8 - LANES as u64, "dropped {dropped}");
         // Closing gives up on what cannot be written, within its patience.
         let start = std::time::Instant::now();
-        t.close(Duration::from_millis(300)).await;
+        stop.cancel();
+        writing.await.unwrap();
         assert!(
             start.elapsed() < Duration::from_secs(2),
             "{:?}",

@@ -1,0 +1,456 @@
+//! SQS for the agent: the drain's calls ([`Queue`], implemented here) and
+//! the queue's attributes (depths, redrive policy, the DLQ's URL) for the
+//! start-up check, the fleet decision, tracking and the status page. Also
+//! the one parser of queue ARNs and redrive policies, which the operator
+//! commands (`ops/`) use too.
+//!
+//! Every call is counted in [`Counters`]. It makes no decisions: callers
+//! say how many messages, which visibility, which receipts. It never logs a
+//! receipt handle (they grant delete rights).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use aws_sdk_sqs::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_sqs::types::{
+    ChangeMessageVisibilityBatchRequestEntry, DeleteMessageBatchRequestEntry, Message,
+    MessageSystemAttributeName, QueueAttributeName,
+};
+
+use crate::config::QueueConfig;
+use crate::drain::queue::{Call, EntryFailure, Queue, QueueError, Receipt, Received};
+use crate::status::counters::{Api, Counters};
+
+/// The queue being drained.
+pub struct Sqs {
+    client: aws_sdk_sqs::Client,
+    pub url: String,
+    counters: Arc<Counters>,
+}
+
+impl Sqs {
+    /// Builds the SQS client from the queue settings and the SDK's usual
+    /// credential chain (instance profile on EC2). Makes no request.
+    pub async fn connect(
+        cfg: &QueueConfig,
+        region: Option<String>,
+        http: aws_smithy_runtime_api::client::http::SharedHttpClient,
+        counters: Arc<Counters>,
+    ) -> Sqs {
+        let sdk = crate::aws::sdk_config(http, region, cfg.endpoint_url.as_deref()).await;
+        Sqs {
+            client: aws_sdk_sqs::Client::from_conf(
+                aws_sdk_sqs::config::Builder::from(&sdk)
+                    // Every call is already bounded by drainerd's own
+                    // timeouts, and no SQS response is a long stream; the
+                    // throughput watch only costs CPU on each request.
+                    .stalled_stream_protection(
+                        aws_sdk_sqs::config::StalledStreamProtectionConfig::disabled(),
+                    )
+                    .build(),
+            ),
+            url: cfg.url.clone(),
+            counters,
+        }
+    }
+
+    fn error<E>(&self, api: Api, err: &SdkError<E>) -> QueueError
+    where
+        E: ProvideErrorMetadata + std::error::Error + 'static,
+    {
+        self.counters.request(api, false);
+        let code = err.code().map(str::to_string);
+        let missing = queue_missing(code.as_deref());
+        let kind = code.unwrap_or_else(|| match err {
+            SdkError::DispatchFailure(_) => "dispatch".into(),
+            SdkError::TimeoutError(_) => "timeout".into(),
+            SdkError::ResponseError(_) => "response".into(),
+            _ => "other".into(),
+        });
+        QueueError {
+            api: api.name(),
+            url: self.url.clone(),
+            kind,
+            detail: DisplayErrorContext(err).to_string(),
+            missing,
+        }
+    }
+
+    /// Checks that the queue exists and is reachable.
+    ///
+    /// # Errors
+    /// The failed call; `missing` is set when the queue does not exist.
+    pub async fn check(&self) -> Result<(), QueueError> {
+        self.backlog().await.map(|_| ())
+    }
+
+    /// One attribute of the queue (`None` if the queue has none).
+    async fn attribute(&self, name: QueueAttributeName) -> Result<Option<String>, QueueError> {
+        let r = self
+            .client
+            .get_queue_attributes()
+            .queue_url(&self.url)
+            .attribute_names(name.clone())
+            .send()
+            .await;
+        match r {
+            Ok(out) => {
+                self.counters.request(Api::GetQueueAttributes, true);
+                Ok(out.attributes().and_then(|a| a.get(&name)).cloned())
+            }
+            Err(e) => Err(self.error(Api::GetQueueAttributes, &e)),
+        }
+    }
+
+    /// Depths of the queue at `url` (this queue or its DLQ), for the status
+    /// page: visible, in flight, delayed, and the DLQ's ARN from the redrive
+    /// policy.
+    ///
+    /// # Errors
+    /// The failed call.
+    pub async fn depths(&self, url: &str) -> Result<Depths, QueueError> {
+        let r = self
+            .client
+            .get_queue_attributes()
+            .queue_url(url)
+            .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
+            .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
+            .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesDelayed)
+            .attribute_names(QueueAttributeName::RedrivePolicy)
+            .send()
+            .await;
+        match r {
+            Ok(out) => {
+                self.counters.request(Api::GetQueueAttributes, true);
+                let attrs = out.attributes();
+                let get = |n: QueueAttributeName| attrs.and_then(|a| a.get(&n));
+                let num = |n| get(n).and_then(|v| v.parse().ok()).unwrap_or(0);
+                Ok(Depths {
+                    visible: num(QueueAttributeName::ApproximateNumberOfMessages),
+                    in_flight: num(QueueAttributeName::ApproximateNumberOfMessagesNotVisible),
+                    delayed: num(QueueAttributeName::ApproximateNumberOfMessagesDelayed),
+                    dead_letter_arn: get(QueueAttributeName::RedrivePolicy)
+                        .and_then(|p| parse_redrive_policy(p))
+                        .map(|p| p.dlq_arn),
+                })
+            }
+            Err(e) => Err(self.error(Api::GetQueueAttributes, &e)),
+        }
+    }
+
+    /// The URL of the queue with ARN `arn` (GetQueueUrl).
+    ///
+    /// # Errors
+    /// The failed call, or an ARN that names no SQS queue.
+    pub async fn url_of(&self, arn: &str) -> Result<String, QueueError> {
+        let Some((account, name)) = parse_queue_arn(arn) else {
+            return Err(QueueError {
+                api: Api::GetQueueUrl.name(),
+                url: self.url.clone(),
+                kind: "bad ARN".into(),
+                detail: format!("the redrive policy names {arn:?}, not an SQS queue ARN"),
+                missing: false,
+            });
+        };
+        let r = self
+            .client
+            .get_queue_url()
+            .queue_name(name)
+            .queue_owner_aws_account_id(account)
+            .send()
+            .await;
+        match r {
+            Ok(out) => {
+                self.counters.request(Api::GetQueueUrl, true);
+                Ok(out.queue_url().unwrap_or_default().to_string())
+            }
+            Err(e) => Err(self.error(Api::GetQueueUrl, &e)),
+        }
+    }
+
+    /// The queue's visible backlog (ApproximateNumberOfMessages).
+    ///
+    /// # Errors
+    /// The failed call.
+    pub async fn backlog(&self) -> Result<u64, QueueError> {
+        let v = self
+            .attribute(QueueAttributeName::ApproximateNumberOfMessages)
+            .await?;
+        Ok(v.and_then(|v| v.parse().ok()).unwrap_or(0))
+    }
+
+    /// The DLQ's `maxReceiveCount` from this queue's redrive policy
+    /// (`None`: the queue has no DLQ). Read at start when job-state
+    /// tracking is on, to tell a failure that will be retried from one
+    /// that sends the message to the DLQ.
+    ///
+    /// # Errors
+    /// The failed call.
+    pub async fn max_receives(&self) -> Result<Option<u32>, QueueError> {
+        let v = self.attribute(QueueAttributeName::RedrivePolicy).await?;
+        Ok(v.and_then(|p| parse_redrive_policy(&p))
+            .map(|p| p.max_receive_count))
+    }
+
+    async fn receive_call(
+        &self,
+        max: usize,
+        wait: Duration,
+        lease: Duration,
+    ) -> Result<Vec<Received>, QueueError> {
+        let r = self
+            .client
+            .receive_message()
+            .queue_url(&self.url)
+            .max_number_of_messages(max.clamp(1, 10) as i32)
+            .wait_time_seconds(wait.as_secs() as i32)
+            .visibility_timeout(lease.as_secs().min(i32::MAX as u64) as i32)
+            .message_system_attribute_names(MessageSystemAttributeName::ApproximateReceiveCount)
+            .message_attribute_names("All")
+            .send()
+            .await;
+        match r {
+            Ok(out) => {
+                self.counters.request(Api::ReceiveMessage, true);
+                Ok(out.messages().iter().filter_map(to_received).collect())
+            }
+            Err(e) => Err(self.error(Api::ReceiveMessage, &e)),
+        }
+    }
+
+    async fn delete_call(&self, receipts: &[&Receipt]) -> Result<Vec<EntryFailure>, QueueError> {
+        let entries = receipts
+            .iter()
+            .enumerate()
+            .map(|(i, r)| {
+                DeleteMessageBatchRequestEntry::builder()
+                    .id(i.to_string())
+                    .receipt_handle(&r.0)
+                    .build()
+                    .expect("id and receipt handle are set")
+            })
+            .collect();
+        let r = self
+            .client
+            .delete_message_batch()
+            .queue_url(&self.url)
+            .set_entries(Some(entries))
+            .send()
+            .await;
+        match r {
+            Ok(out) => {
+                self.counters.request(Api::DeleteMessageBatch, true);
+                Ok(entry_failures(out.failed()))
+            }
+            Err(e) => Err(self.error(Api::DeleteMessageBatch, &e)),
+        }
+    }
+
+    async fn change_visibility_call(
+        &self,
+        entries: &[(&Receipt, Duration)],
+    ) -> Result<Vec<EntryFailure>, QueueError> {
+        let req = entries
+            .iter()
+            .enumerate()
+            .map(|(i, (r, v))| {
+                ChangeMessageVisibilityBatchRequestEntry::builder()
+                    .id(i.to_string())
+                    .receipt_handle(&r.0)
+                    .visibility_timeout(v.as_secs().min(i32::MAX as u64) as i32)
+                    .build()
+                    .expect("id and receipt handle are set")
+            })
+            .collect();
+        let r = self
+            .client
+            .change_message_visibility_batch()
+            .queue_url(&self.url)
+            .set_entries(Some(req))
+            .send()
+            .await;
+        match r {
+            Ok(out) => {
+                self.counters
+                    .request(Api::ChangeMessageVisibilityBatch, true);
+                Ok(entry_failures(out.failed()))
+            }
+            Err(e) => Err(self.error(Api::ChangeMessageVisibilityBatch, &e)),
+        }
+    }
+}
+
+impl Queue for Sqs {
+    fn url(&self) -> &str {
+        &self.url
+    }
+    fn receive(&self, max: usize, wait: Duration, lease: Duration) -> Call<'_, Vec<Received>> {
+        Box::pin(self.receive_call(max, wait, lease))
+    }
+    fn delete_batch<'a>(&'a self, receipts: &'a [&'a Receipt]) -> Call<'a, Vec<EntryFailure>> {
+        Box::pin(self.delete_call(receipts))
+    }
+    fn change_visibility_batch<'a>(
+        &'a self,
+        entries: &'a [(&'a Receipt, Duration)],
+    ) -> Call<'a, Vec<EntryFailure>> {
+        Box::pin(self.change_visibility_call(entries))
+    }
+}
+
+fn entry_failures(failed: &[aws_sdk_sqs::types::BatchResultErrorEntry]) -> Vec<EntryFailure> {
+    failed
+        .iter()
+        .map(|f| EntryFailure {
+            index: f.id().parse().unwrap_or(usize::MAX),
+            code: f.code().to_string(),
+            message: f.message().unwrap_or_default().to_string(),
+            sender_fault: f.sender_fault(),
+        })
+        .collect()
+}
+
+/// Plain values from an SDK message. A message without an id or receipt
+/// handle cannot be acted on; it is skipped (SQS redelivers it after the
+/// lease) and the caller logs the count.
+fn to_received(m: &Message) -> Option<Received> {
+    let (Some(id), Some(receipt)) = (m.message_id(), m.receipt_handle()) else {
+        tracing::warn!("SQS returned a message without id or receipt handle; skipped, it will be redelivered after the lease");
+        return None;
+    };
+    let receive_count = m
+        .attributes()
+        .and_then(|a| a.get(&MessageSystemAttributeName::ApproximateReceiveCount))
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(1);
+    Some(Received {
+        id: id.to_string(),
+        receipt: Receipt(receipt.to_string()),
+        body: m.body().unwrap_or_default().to_string(),
+        receive_count,
+        attributes: m
+            .message_attributes()
+            .map(attributes_env)
+            .unwrap_or_default(),
+        received_at: tokio::time::Instant::now(),
+    })
+}
+
+/// A queue's message counts (approximate, as SQS reports them).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Depths {
+    pub visible: u64,
+    pub in_flight: u64,
+    pub delayed: u64,
+    pub dead_letter_arn: Option<String>,
+}
+
+/// A queue's redrive policy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RedrivePolicy {
+    pub dlq_arn: String,
+    pub max_receive_count: u32,
+}
+
+/// Parses the `RedrivePolicy` attribute (JSON; `maxReceiveCount` comes as a
+/// string or a number).
+pub fn parse_redrive_policy(json: &str) -> Option<RedrivePolicy> {
+    let v: serde_json::Value = serde_json::from_str(json).ok()?;
+    let arn = v.get("deadLetterTargetArn")?.as_str()?.to_string();
+    let max = match v.get("maxReceiveCount")? {
+        serde_json::Value::String(s) => s.parse().ok()?,
+        serde_json::Value::Number(n) => u32::try_from(n.as_u64()?).ok()?,
+        _ => return None,
+    };
+    Some(RedrivePolicy {
+        dlq_arn: arn,
+        max_receive_count: max,
+    })
+}
+
+/// `arn:aws:sqs:REGION:ACCOUNT:NAME` → (ACCOUNT, NAME).
+pub fn parse_queue_arn(arn: &str) -> Option<(&str, &str)> {
+    match arn.split(':').collect::<Vec<_>>().as_slice() {
+        ["arn", _, "sqs", _, account, name] if !account.is_empty() && !name.is_empty() => {
+            Some((account, name))
+        }
+        _ => None,
+    }
+}
+
+/// The error codes SQS answers for a queue that does not exist (or that
+/// these credentials may not see).
+pub fn queue_missing(code: Option<&str>) -> bool {
+    matches!(
+        code,
+        Some("AWS.SimpleQueueService.NonExistentQueue" | "QueueDoesNotExist")
+    )
+}
+
+fn attributes_env(
+    attrs: &HashMap<String, aws_sdk_sqs::types::MessageAttributeValue>,
+) -> Vec<(String, String)> {
+    let mut out: Vec<(String, String)> = attrs
+        .iter()
+        .filter(|(_, v)| {
+            let t = v.data_type();
+            t.starts_with("String") || t.starts_with("Number")
+        })
+        .filter_map(|(k, v)| Some((sanitize_attr_name(k), v.string_value()?.to_string())))
+        .collect();
+    out.sort();
+    out
+}
+
+/// Attribute name → environment suffix: ASCII letters upper-cased, digits
+/// kept, everything else `_`. (`order-id` → `ORDER_ID`.)
+pub fn sanitize_attr_name(name: &str) -> String {
+    name.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_uppercase()
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn attribute_names_become_env_safe() {
+        assert_eq!(sanitize_attr_name("order-id"), "ORDER_ID");
+        assert_eq!(sanitize_attr_name("Tenant.Name2"), "TENANT_NAME2");
+        assert_eq!(sanitize_attr_name("ünï"), "_N_");
+    }
+
+    #[test]
+    fn redrive_policies_parse_in_both_spellings() {
+        let p = parse_redrive_policy(
+            r#"{"deadLetterTargetArn":"arn:aws:sqs:us-east-1:123456789012:jobs-dlq","maxReceiveCount":"3"}"#,
+        )
+        .unwrap();
+        assert_eq!(p.max_receive_count, 3);
+        let q = parse_redrive_policy(
+            r#"{"deadLetterTargetArn":"arn:aws:sqs:us-east-1:1:x","maxReceiveCount":5}"#,
+        )
+        .unwrap();
+        assert_eq!(q.max_receive_count, 5);
+        assert_eq!(parse_redrive_policy("{}"), None);
+        assert_eq!(parse_redrive_policy("garbage"), None);
+    }
+
+    #[test]
+    fn queue_arns_name_account_and_queue() {
+        assert_eq!(
+            parse_queue_arn("arn:aws:sqs:us-east-1:123456789012:jobs-dlq"),
+            Some(("123456789012", "jobs-dlq"))
+        );
+        assert_eq!(parse_queue_arn("arn:aws:sns:us-east-1:1:t"), None);
+        assert_eq!(parse_queue_arn("jobs-dlq"), None);
+    }
+}

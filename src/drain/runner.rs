@@ -1,0 +1,215 @@
+//! One message's life on this instance: check it, run its job, decide its
+//! fate, hand it to the settler.
+//!
+//! The outcome contract (README, "The job contract"): exit 0 deletes; any
+//! other end hands the message back — with backoff by receive count after a
+//! failure, timeout or rejection, at once after a stop by the agent.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use tokio::sync::{mpsc, watch, OwnedSemaphorePermit};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use super::heartbeat::{Lease, Leases};
+use super::occupancy::{Hold, Occupancy};
+use super::output::LineBudget;
+use super::process::{self, Exit, JobSpec};
+use super::queue::Received;
+use super::settle::Request;
+use crate::config::Config;
+use crate::decide::outcome::{self, Backoff, JobOutcome};
+use crate::status::counters::{Counters, RecentJob};
+use crate::tracking::{failure_state, job_id_of, JobState, Recorder, Update};
+
+/// What every job task shares.
+pub struct JobContext {
+    pub queue_url: String,
+    pub config: watch::Receiver<Arc<Config>>,
+    pub leases: Arc<Leases>,
+    pub settle: mpsc::UnboundedSender<Request>,
+    pub budget: Arc<LineBudget>,
+    pub counters: Arc<Counters>,
+    pub occupancy: Arc<Occupancy>,
+    /// Job-state tracking (never waited on: `record` only queues).
+    pub recorder: Option<Arc<Recorder>>,
+}
+
+/// The failure backoff the configuration asks for.
+pub fn backoff(cfg: &Config) -> Backoff {
+    Backoff {
+        base: cfg.job.retry_backoff_base.0,
+        max: cfg.job.retry_backoff_max.0,
+    }
+}
+
+/// The tracking update for a finished job.
+fn tracked_outcome(
+    job_id: &str,
+    m: &Received,
+    exit: &Exit,
+    outcome: JobOutcome,
+    duration: Duration,
+    max_receives: Option<Option<u32>>,
+) -> Update {
+    let state = match outcome {
+        JobOutcome::Succeeded => JobState::Succeeded,
+        JobOutcome::HandedBack => JobState::HandedBack,
+        JobOutcome::Failed | JobOutcome::TimedOut | JobOutcome::Rejected => {
+            failure_state(m.receive_count, max_receives)
+        }
+    };
+    let mut u = Update::new(job_id, state, m.receive_count);
+    u.message_id = Some(m.id.clone());
+    u.exit_code = match exit {
+        Exit::Code(c) => Some(*c),
+        _ => None,
+    };
+    u.duration = Some(duration);
+    u
+}
+
+/// The environment a job sees on top of the agent's.
+pub fn job_env(
+    m: &Received,
+    job_id: &str,
+    queue_url: &str,
+    deadline: SystemTime,
+    cfg: &Config,
+) -> Vec<(String, String)> {
+    let mut env: Vec<(String, String)> = cfg
+        .job
+        .env
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    for (name, value) in &m.attributes {
+        env.push((format!("DRAINERD_ATTR_{name}"), value.clone()));
+    }
+    // drainerd's own variables last: they win over attributes and job.env.
+    env.push(("DRAINERD_JOB_ID".into(), job_id.into()));
+    env.push(("DRAINERD_MESSAGE_ID".into(), m.id.clone()));
+    env.push(("DRAINERD_RECEIVE_COUNT".into(), m.receive_count.to_string()));
+    env.push(("DRAINERD_QUEUE_URL".into(), queue_url.into()));
+    env.push((
+        "DRAINERD_DEADLINE".into(),
+        humantime::format_rfc3339_seconds(deadline).to_string(),
+    ));
+    env
+}
+
+/// Runs one message's job and settles the message. Holds `permit` (the job
+/// slot) until the job has ended; `hold` (the message) goes on to the
+/// settler with the message.
+pub async fn run(
+    ctx: Arc<JobContext>,
+    key: u64,
+    mut m: Received,
+    hold: Hold,
+    permit: OwnedSemaphorePermit,
+    stop: CancellationToken,
+) {
+    let cfg = ctx.config.borrow().clone();
+    let counters = &ctx.counters;
+    let running = ctx.occupancy.running();
+    let started = Instant::now();
+    let message_id: Arc<str> = Arc::from(m.id.as_str());
+    let job_id = job_id_of(&m.id, &m.attributes);
+    if let Some(t) = &ctx.recorder {
+        let mut u = Update::new(&job_id, JobState::Running, m.receive_count);
+        u.message_id = Some(m.id.clone());
+        t.record(u);
+    }
+
+    let exit = if m.body.len() > cfg.queue.max_message_bytes {
+        Exit::SpawnFailed(format!(
+            "message body is {} bytes, above queue.max_message_bytes {}",
+            m.body.len(),
+            cfg.queue.max_message_bytes
+        ))
+    } else {
+        let timeout = cfg.job.timeout.0;
+        let deadline = started + timeout;
+        ctx.leases.insert(
+            key,
+            Lease {
+                message_id: message_id.clone(),
+                receipt: m.receipt.clone(),
+                received_at: started,
+                visible_until: started + cfg.queue.lease.0,
+                hard_stop: deadline + cfg.job.kill_grace.0 + cfg.queue.heartbeat_interval.0,
+                lost: false,
+            },
+        );
+        let spec = JobSpec {
+            argv: cfg.job.command.clone(),
+            working_dir: cfg.job.working_dir.clone(),
+            env: job_env(
+                &m,
+                &job_id,
+                &ctx.queue_url,
+                SystemTime::now() + timeout,
+                &cfg,
+            ),
+            // The body is not needed after this: move it, not copy it (up to
+            // 1 MiB per job).
+            stdin: std::mem::take(&mut m.body).into_bytes(),
+            deadline,
+            kill_grace: cfg.job.kill_grace.0,
+            message_id: message_id.clone(),
+            line_max: cfg.job.log_line_max,
+        };
+        counters.start_latency.observe(m.received_at.elapsed());
+        let exit = process::run(spec, stop, ctx.budget.clone(), counters.clone()).await;
+        if let Some(lease) = ctx.leases.remove(key) {
+            if Instant::now() > lease.visible_until && !lease.lost {
+                counters.lease_lost();
+                tracing::warn!(message_id = %message_id, "the job outlived its message's lease; the message may have been delivered to another worker: possible duplicate");
+            }
+        }
+        exit
+    };
+
+    let (action, outcome) = outcome::decide(&exit, m.receive_count, backoff(&cfg));
+    let duration = started.elapsed();
+    let exit_desc = exit.describe(&cfg.job.timeout.to_string());
+    let next = action.describe();
+    if outcome == JobOutcome::Succeeded {
+        tracing::info!(message_id = %message_id, receive_count = m.receive_count, outcome = outcome.name(), exit = %exit_desc, duration_ms = duration.as_millis() as u64, "job finished");
+    } else {
+        tracing::warn!(message_id = %message_id, receive_count = m.receive_count, outcome = outcome.name(), exit = %exit_desc, duration_ms = duration.as_millis() as u64, next = %next, "job did not succeed");
+    }
+    counters.job_finished(
+        outcome,
+        RecentJob {
+            message_id: message_id.to_string(),
+            finished_at: humantime::format_rfc3339_seconds(SystemTime::now()).to_string(),
+            duration_seconds: duration.as_secs_f64(),
+            outcome: outcome.name(),
+            exit: exit_desc,
+            receive_count: m.receive_count,
+        },
+        duration,
+    );
+    drop(running);
+    if let Some(t) = &ctx.recorder {
+        t.record(tracked_outcome(
+            &job_id,
+            &m,
+            &exit,
+            outcome,
+            duration,
+            t.max_receives(),
+        ));
+    }
+    // The settler only stops once every job has ended, so this send is
+    // taken; were it not, the message would reappear after its lease.
+    let _ = ctx.settle.send(Request {
+        message_id,
+        receipt: m.receipt,
+        action,
+        hold,
+    });
+    drop(permit);
+}

@@ -1,0 +1,367 @@
+//! The supervisor: starts everything (`wiring`), drives the drain through
+//! its phases, and stops everything through the one shutdown tree.
+//!
+//! The drain's phases: **running** (intake open) → **draining** (intake
+//! closed by SIGTERM, a notice or leaving the group; running jobs finish
+//! within their deadline or are stopped and their messages handed back) →
+//! **drained** (every job ended). Drained after SIGTERM, it exits; drained
+//! after a notice or leaving, it stays up idle until the platform stops the
+//! instance or drainerd is restarted. Shutdown cancels intake, never
+//! running work, and the agent exits only after every message has been
+//! settled. Reload (`reload.rs`) and the terminate lifecycle hook
+//! (`lifecycle.rs`) are carried out from here too.
+
+pub mod lifecycle;
+pub mod reload;
+pub mod wiring;
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use tokio::sync::{mpsc, watch};
+use tokio::time::{sleep, sleep_until, Instant};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::aws::autoscaling::AutoScaling;
+use crate::aws::sqs::Sqs;
+use crate::config::{Config, ConfigError};
+use crate::control::{Control, Tasks};
+use crate::decide::backoff::error_backoff;
+use crate::decide::notice::{self, Reaction};
+use crate::drain::heartbeat::{Heartbeat, Leases};
+use crate::drain::occupancy::Occupancy;
+use crate::drain::output::LineBudget;
+use crate::drain::queue::Queue;
+use crate::drain::receiver::Receiver;
+use crate::drain::runner::JobContext;
+use crate::drain::settle::Settler;
+use crate::drain::slots::Slots;
+use crate::status::counters::Counters;
+use crate::system::notify::Notifier;
+use crate::tracking::Recorder;
+use lifecycle::{log_notice, Hook};
+
+/// How long the tasks may take to stop at exit (the settler flushing, the
+/// tracking writer): a bound, so the exit never hangs on a call that does
+/// not answer.
+const STOP_PATIENCE: Duration = Duration::from_secs(30);
+
+/// Why the agent could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum AgentError {
+    #[error("queue {url} does not exist (or these credentials may not see it): {detail}; check queue.url and the instance's IAM role")]
+    QueueMissing { url: String, detail: String },
+    #[error("queue {url} unreachable for {waited:?}: {detail}; check the network, credentials and queue.endpoint_url")]
+    QueueUnreachable {
+        url: String,
+        waited: Duration,
+        detail: String,
+    },
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+/// What the drain needs, built by `wiring` (or by a test).
+pub struct Agent {
+    pub config: Config,
+    pub sqs: Arc<Sqs>,
+    pub counters: Arc<Counters>,
+    pub occupancy: Arc<Occupancy>,
+    pub notifier: Notifier,
+    /// This instance's group membership, when known (for the lifecycle hook).
+    pub asg: Option<Arc<AutoScaling>>,
+    /// Reads the configuration again (for SIGHUP).
+    pub reload: Box<dyn Fn() -> Result<Config, ConfigError> + Send>,
+    /// Job-state tracking, when `[tracking]` is enabled.
+    pub recorder: Option<Arc<Recorder>>,
+    /// The shutdown tree every task runs under.
+    pub tasks: Tasks,
+}
+
+/// Runs the agent until it has drained and exits.
+///
+/// # Errors
+/// The queue is missing or unreachable at start, or an internal error.
+pub async fn run(config: Config, config_path: std::path::PathBuf) -> Result<(), AgentError> {
+    let (inbox, control) = crate::control::Inbox::new();
+    let tasks = Tasks::new();
+    match crate::system::signals::Signals::install(inbox.clone()) {
+        Ok(s) => {
+            tasks.start_until_exit(s);
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "cannot install signal handlers");
+            return Err(AgentError::Internal(format!("signal handlers: {e}")));
+        }
+    }
+    let agent = wiring::start(config, config_path, inbox, tasks).await;
+    drain(agent, control).await
+}
+
+/// Where the drain is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// Intake open.
+    Running,
+    /// Intake closed; running jobs finish or are stopped at `stop_at`.
+    Draining,
+    /// Intake closed and every job ended.
+    Drained,
+}
+
+#[derive(Debug)]
+struct DrainState {
+    phase: Phase,
+    /// Exit once drained (SIGTERM, or the receiver failed), rather than
+    /// stay up idle.
+    exit: bool,
+    /// When running jobs are stopped (the earliest asked for).
+    stop_at: Option<Instant>,
+    /// The receiver ended abnormally.
+    failed: bool,
+}
+
+impl DrainState {
+    /// Closes intake (once) and moves the stop deadline earlier if asked.
+    fn close_intake(
+        &mut self,
+        intake: &CancellationToken,
+        occupancy: &Occupancy,
+        stop_in: Option<Duration>,
+    ) {
+        if self.phase == Phase::Running {
+            self.phase = Phase::Draining;
+        }
+        occupancy.close_intake();
+        intake.cancel();
+        if let Some(d) = stop_in {
+            let at = Instant::now().checked_add(d);
+            self.stop_at = match (self.stop_at, at) {
+                (Some(s), Some(a)) => Some(s.min(a)),
+                (s, a) => s.or(a),
+            };
+        }
+    }
+}
+
+/// Checks the queue, starts the drain's tasks and runs its phases until it
+/// has drained and should exit.
+///
+/// # Errors
+/// The queue is missing or unreachable at start, or the receiver failed.
+pub async fn drain(agent: Agent, mut control: mpsc::Receiver<Control>) -> Result<(), AgentError> {
+    let Agent {
+        config,
+        sqs,
+        counters,
+        occupancy,
+        notifier,
+        asg,
+        reload,
+        recorder,
+        tasks,
+    } = agent;
+    if let Err(e) = wait_for_queue(&sqs, config.queue.start_timeout.0).await {
+        tasks.stop(STOP_PATIENCE).await;
+        return Err(e);
+    }
+    counters.set_queue_ok(true);
+    counters.tick();
+
+    let queue: Arc<dyn Queue> = sqs.clone();
+    let slots = Arc::new(Slots::new(config.job.concurrency));
+    counters.set_slots(config.job.concurrency);
+    let budget = Arc::new(LineBudget::new(config.job.log_lines_per_second));
+    let (config_tx, config_rx) = watch::channel(Arc::new(config));
+    let leases = Arc::new(Leases::default());
+    let (settle_tx, settle_rx) = mpsc::unbounded_channel();
+    let intake = tasks.child();
+    let stop_jobs = tasks.child();
+    let jobs = TaskTracker::new();
+
+    tasks.start_until_exit(Settler {
+        queue: queue.clone(),
+        requests: settle_rx,
+        counters: counters.clone(),
+    });
+    tasks.start_until_exit(Heartbeat {
+        queue: queue.clone(),
+        leases: leases.clone(),
+        config: config_rx.clone(),
+        counters: counters.clone(),
+    });
+    let ctx = Arc::new(JobContext {
+        queue_url: sqs.url.clone(),
+        config: config_rx.clone(),
+        leases: leases.clone(),
+        settle: settle_tx,
+        budget: budget.clone(),
+        counters: counters.clone(),
+        occupancy: occupancy.clone(),
+        recorder: recorder.clone(),
+    });
+    let mut receiver = tasks.start(
+        Receiver {
+            queue,
+            slots: slots.clone(),
+            ctx,
+            jobs: jobs.clone(),
+            stop_jobs: stop_jobs.clone(),
+        },
+        intake.clone(),
+    );
+
+    let mut status = counters.summary(&occupancy.now());
+    notifier.ready(&status);
+    tracing::info!(queue_url = %sqs.url, slots = slots.size(), "drainerd ready: draining the queue");
+
+    let mut st = DrainState {
+        phase: Phase::Running,
+        exit: false,
+        stop_at: None,
+        failed: false,
+    };
+    let mut hook = Hook::default();
+    let mut control_open = true;
+    let mut receiver_done = false;
+    let watchdog_every = notifier
+        .watchdog_interval()
+        .unwrap_or(Duration::from_secs(3600));
+    let mut watchdog = tokio::time::interval(watchdog_every);
+    let mut status_tick = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        tokio::select! {
+            c = control.recv(), if control_open => {
+                control_open = c.is_some();
+                match c.unwrap_or(Control::Shutdown) {
+                    Control::Shutdown if !st.exit => {
+                        st.exit = true;
+                        let drain = config_rx.borrow().agent.drain_timeout.0;
+                        st.close_intake(&intake, &occupancy, Some(drain));
+                        status = counters.summary(&occupancy.now());
+                        notifier.stopping(&status);
+                        tracing::info!(running = leases.len(), drain_timeout = ?drain, "shutting down: stopped receiving; running jobs may finish within the drain timeout");
+                        if st.phase == Phase::Drained {
+                            break;
+                        }
+                    }
+                    Control::Shutdown => {
+                        if !stop_jobs.is_cancelled() {
+                            tracing::info!(running = leases.len(), "second shutdown request: stopping jobs now and handing their messages back");
+                            stop_jobs.cancel();
+                        }
+                    }
+                    Control::Reload => reload::apply(&reload, &config_tx, &slots, &budget, &counters),
+                    Control::Left(reason) => {
+                        st.close_intake(&intake, &occupancy, None);
+                        counters.set_notice(Some(reason.clone()));
+                        status = counters.summary(&occupancy.now());
+                        // A status, not STOPPING=1: systemd takes STOPPING=1
+                        // as "stopping by itself", waits TimeoutStopSec for
+                        // the exit, then SIGKILLs, and a poweroff meanwhile
+                        // sends no SIGTERM (seen in scripts/e2e-image).
+                        notifier.status(&status);
+                        tracing::warn!(reason = %reason, "left the Auto Scaling group: waiting for the platform to stop this instance");
+                    }
+                    Control::Notice(event) => {
+                        let cfg = config_rx.borrow().clone();
+                        let r = notice::reaction(&event, &cfg.notice_rules(), SystemTime::now());
+                        log_notice(&event, &r, &counters);
+                        if let Reaction::Drain { reason, stop_jobs_in, lifecycle } = r {
+                            tracing::warn!(reason = %reason, running = leases.len(), stop_jobs_in = ?stop_jobs_in, "draining: stopped receiving");
+                            counters.set_notice(Some(reason));
+                            st.close_intake(&intake, &occupancy, stop_jobs_in);
+                            if lifecycle {
+                                hook.begin(asg.clone(), &cfg, &tasks);
+                            }
+                            if st.phase == Phase::Drained {
+                                hook.complete(&asg, &cfg).await;
+                            }
+                        }
+                    }
+                }
+            },
+            () = async { sleep_until(st.stop_at.expect("checked")).await }, if st.stop_at.is_some() && !stop_jobs.is_cancelled() => {
+                tracing::info!(running = leases.len(), "drain deadline reached: stopping jobs and handing their messages back");
+                stop_jobs.cancel();
+            }
+            r = &mut receiver, if !receiver_done => {
+                receiver_done = true;
+                jobs.close();
+                if let Err(e) = r {
+                    tracing::error!(error = %e, "receiver task ended abnormally; draining and exiting");
+                    st.failed = true;
+                    st.exit = true;
+                    let drain = config_rx.borrow().agent.drain_timeout.0;
+                    st.close_intake(&intake, &occupancy, Some(drain));
+                }
+            }
+            () = jobs.wait(), if receiver_done && st.phase != Phase::Drained => {
+                st.phase = Phase::Drained;
+                let cfg = config_rx.borrow().clone();
+                hook.complete(&asg, &cfg).await;
+                if st.exit {
+                    break;
+                }
+                tracing::info!("drained: every message settled; receiving stays off until drainerd is restarted");
+            }
+            _ = watchdog.tick() => notifier.watchdog(),
+            _ = status_tick.tick() => {
+                counters.tick();
+                let s = counters.summary(&occupancy.now());
+                if s != status {
+                    notifier.status(&s);
+                    status = s;
+                }
+            }
+        }
+    }
+    // Every job has handed its message to the settler: stopping the tree
+    // flushes the settler and the tracking writer and ends every task.
+    tasks.stop(STOP_PATIENCE).await;
+    let summary = counters.summary(&occupancy.now());
+    notifier.status(&summary);
+    let (asg_calls, md) = (counters.asg.total(), counters.metadata.total());
+    tracing::info!(summary = %summary, sqs_requests = %counters.requests_summary(), sqs_requests_per_job = %counters.requests_per_job_text(), autoscaling_requests = asg_calls, metadata_requests = md, "drainerd stopped; every message was settled");
+    if st.failed {
+        return Err(AgentError::Internal(
+            "the receive loop ended abnormally".into(),
+        ));
+    }
+    Ok(())
+}
+
+async fn wait_for_queue(sqs: &Sqs, patience: Duration) -> Result<(), AgentError> {
+    let start = Instant::now();
+    let mut failures = 0;
+    loop {
+        match sqs.check().await {
+            Ok(()) => return Ok(()),
+            Err(e) if e.missing => {
+                return Err(AgentError::QueueMissing {
+                    url: e.url,
+                    detail: e.detail,
+                })
+            }
+            Err(e) => {
+                failures += 1;
+                if start.elapsed() >= patience {
+                    return Err(AgentError::QueueUnreachable {
+                        url: e.url,
+                        waited: start.elapsed(),
+                        detail: e.detail,
+                    });
+                }
+                tracing::warn!(error = %e, "queue not reachable yet; retrying");
+                let d = error_backoff(
+                    failures,
+                    Duration::from_millis(500),
+                    Duration::from_secs(5),
+                    fastrand::f64(),
+                );
+                sleep(d.min(patience.saturating_sub(start.elapsed()))).await;
+            }
+        }
+    }
+}
