@@ -83,7 +83,7 @@ fn the_client_policy_lists_exactly_the_actions_the_client_calls() {
 
 #[test]
 fn the_policy_lists_exactly_the_actions_the_code_calls() {
-    let mut code = calls("aws/sqs.rs", "sqs");
+    let mut code = calls("aws/sqs/mod.rs", "sqs");
     code.extend(calls("aws/autoscaling.rs", "autoscaling"));
     // Job-state tracking (optional): the agent's transition writes.
     code.extend(calls("tracking/mod.rs", "dynamodb"));

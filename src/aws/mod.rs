@@ -13,6 +13,9 @@ pub mod sqs;
 
 use aws_smithy_runtime_api::client::http::SharedHttpClient;
 
+/// The HTTP client type every AWS call shares.
+pub type HttpClient = SharedHttpClient;
+
 /// The HTTPS client every AWS call goes through.
 pub fn https_client() -> SharedHttpClient {
     aws_smithy_http_client::Builder::new()

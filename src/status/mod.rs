@@ -14,6 +14,7 @@ pub mod metrics;
 pub mod page;
 pub mod server;
 pub mod snapshot;
+pub mod tally;
 
 pub use board::{Board, Figures};
 pub use snapshot::{snapshot, InstanceInfo, Liveness, Snapshot, WEDGED_AFTER};

@@ -280,7 +280,7 @@ async fn start_status_page(
 async fn recorder(
     config: &Config,
     sqs: &Arc<Sqs>,
-    http: aws_smithy_runtime_api::client::http::SharedHttpClient,
+    http: crate::aws::HttpClient,
     region: Option<String>,
     identity: &Option<Identity>,
     tasks: &Tasks,

@@ -1,3 +1,5 @@
+use hyper::header::HeaderMap;
+
 use super::*;
 
 fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {

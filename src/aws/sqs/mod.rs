@@ -8,7 +8,6 @@
 //! say how many messages, which visibility, which receipts. It never logs a
 //! receipt handle (they grant delete rights).
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -16,6 +15,12 @@ use aws_sdk_sqs::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_sqs::types::{
     ChangeMessageVisibilityBatchRequestEntry, DeleteMessageBatchRequestEntry, Message,
     MessageSystemAttributeName, QueueAttributeName,
+};
+
+mod plain;
+use plain::attributes_env;
+pub use plain::{
+    parse_queue_arn, parse_redrive_policy, queue_missing, sanitize_attr_name, Depths, RedrivePolicy,
 };
 
 use crate::config::QueueConfig;
@@ -335,122 +340,4 @@ fn to_received(m: &Message) -> Option<Received> {
             .unwrap_or_default(),
         received_at: tokio::time::Instant::now(),
     })
-}
-
-/// A queue's message counts (approximate, as SQS reports them).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Depths {
-    pub visible: u64,
-    pub in_flight: u64,
-    pub delayed: u64,
-    pub dead_letter_arn: Option<String>,
-}
-
-/// A queue's redrive policy.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RedrivePolicy {
-    pub dlq_arn: String,
-    pub max_receive_count: u32,
-}
-
-/// Parses the `RedrivePolicy` attribute (JSON; `maxReceiveCount` comes as a
-/// string or a number).
-pub fn parse_redrive_policy(json: &str) -> Option<RedrivePolicy> {
-    let v: serde_json::Value = serde_json::from_str(json).ok()?;
-    let arn = v.get("deadLetterTargetArn")?.as_str()?.to_string();
-    let max = match v.get("maxReceiveCount")? {
-        serde_json::Value::String(s) => s.parse().ok()?,
-        serde_json::Value::Number(n) => u32::try_from(n.as_u64()?).ok()?,
-        _ => return None,
-    };
-    Some(RedrivePolicy {
-        dlq_arn: arn,
-        max_receive_count: max,
-    })
-}
-
-/// `arn:aws:sqs:REGION:ACCOUNT:NAME` → (ACCOUNT, NAME).
-pub fn parse_queue_arn(arn: &str) -> Option<(&str, &str)> {
-    match arn.split(':').collect::<Vec<_>>().as_slice() {
-        ["arn", _, "sqs", _, account, name] if !account.is_empty() && !name.is_empty() => {
-            Some((account, name))
-        }
-        _ => None,
-    }
-}
-
-/// The error codes SQS answers for a queue that does not exist (or that
-/// these credentials may not see).
-pub fn queue_missing(code: Option<&str>) -> bool {
-    matches!(
-        code,
-        Some("AWS.SimpleQueueService.NonExistentQueue" | "QueueDoesNotExist")
-    )
-}
-
-fn attributes_env(
-    attrs: &HashMap<String, aws_sdk_sqs::types::MessageAttributeValue>,
-) -> Vec<(String, String)> {
-    let mut out: Vec<(String, String)> = attrs
-        .iter()
-        .filter(|(_, v)| {
-            let t = v.data_type();
-            t.starts_with("String") || t.starts_with("Number")
-        })
-        .filter_map(|(k, v)| Some((sanitize_attr_name(k), v.string_value()?.to_string())))
-        .collect();
-    out.sort();
-    out
-}
-
-/// Attribute name → environment suffix: ASCII letters upper-cased, digits
-/// kept, everything else `_`. (`order-id` → `ORDER_ID`.)
-pub fn sanitize_attr_name(name: &str) -> String {
-    name.chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() {
-                c.to_ascii_uppercase()
-            } else {
-                '_'
-            }
-        })
-        .collect()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn attribute_names_become_env_safe() {
-        assert_eq!(sanitize_attr_name("order-id"), "ORDER_ID");
-        assert_eq!(sanitize_attr_name("Tenant.Name2"), "TENANT_NAME2");
-        assert_eq!(sanitize_attr_name("ünï"), "_N_");
-    }
-
-    #[test]
-    fn redrive_policies_parse_in_both_spellings() {
-        let p = parse_redrive_policy(
-            r#"{"deadLetterTargetArn":"arn:aws:sqs:us-east-1:123456789012:jobs-dlq","maxReceiveCount":"3"}"#,
-        )
-        .unwrap();
-        assert_eq!(p.max_receive_count, 3);
-        let q = parse_redrive_policy(
-            r#"{"deadLetterTargetArn":"arn:aws:sqs:us-east-1:1:x","maxReceiveCount":5}"#,
-        )
-        .unwrap();
-        assert_eq!(q.max_receive_count, 5);
-        assert_eq!(parse_redrive_policy("{}"), None);
-        assert_eq!(parse_redrive_policy("garbage"), None);
-    }
-
-    #[test]
-    fn queue_arns_name_account_and_queue() {
-        assert_eq!(
-            parse_queue_arn("arn:aws:sqs:us-east-1:123456789012:jobs-dlq"),
-            Some(("123456789012", "jobs-dlq"))
-        );
-        assert_eq!(parse_queue_arn("arn:aws:sns:us-east-1:1:t"), None);
-        assert_eq!(parse_queue_arn("jobs-dlq"), None);
-    }
 }
