@@ -454,3 +454,67 @@ async fn flooding_and_deaf_jobs_keep_memory_bounded() {
     .await;
     assert!(empty.is_some());
 }
+
+/// job.log_lines_per_second is a live setting: a reload changes the rate
+/// jobs' output is logged at. (A second list of restart-only settings
+/// once kept it silently.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_changes_the_job_output_rate() {
+    let moto = Moto::start();
+    let sqs = moto.sqs();
+    let (url, _) = create_queue(&sqs, "reload-rate", None).await;
+    let wd = Workdir::new();
+    let job = wd.script(
+        "chatty.sh",
+        "read body\ni=1\nwhile [ $i -le 60 ]; do echo \"$body-line-$i\"; i=$((i+1)); done",
+    );
+    let cfg = wd.config(
+        &moto.endpoint,
+        &url,
+        &[job.to_str().unwrap()],
+        "log_lines_per_second = 1",
+    );
+    let agent = Agent::start(&cfg, &[]);
+    let lines = |tag: &str| {
+        agent
+            .logs()
+            .lines()
+            .filter(|l| l.contains(&format!("{tag}-line-")))
+            .count()
+    };
+    send(&sqs, &url, "before").await;
+    assert!(
+        agent
+            .wait_log("lines were not logged", Duration::from_secs(20))
+            .await,
+        "{}",
+        agent.logs()
+    );
+    assert!(lines("before") < 60, "at 1 line/s most lines are dropped");
+
+    let text = std::fs::read_to_string(&cfg)
+        .unwrap()
+        .replace("log_lines_per_second = 1", "log_lines_per_second = 10000");
+    std::fs::write(&cfg, text).unwrap();
+    agent.signal(Signal::SIGHUP);
+    assert!(
+        agent
+            .wait_log("configuration reloaded", Duration::from_secs(5))
+            .await
+    );
+    assert!(
+        !agent.logs().contains("field=\"job.log_lines_per_second\""),
+        "not refused"
+    );
+    send(&sqs, &url, "after").await;
+    let all = eventually(Duration::from_secs(20), || async {
+        (lines("after") == 60).then_some(())
+    })
+    .await;
+    assert!(
+        all.is_some(),
+        "after the reload every line is logged: {} of 60\n{}",
+        lines("after"),
+        agent.logs()
+    );
+}
