@@ -19,14 +19,17 @@ fn pascal(snake: &str) -> String {
         .collect()
 }
 
-/// `service:Action` for every `.client.<operation>()` call in `file`.
+/// `service:Action` for every `.client.<operation>()` (or `.poll.`) call in `file`.
 fn calls(file: &str, service: &str) -> BTreeSet<String> {
     let text: String = std::fs::read_to_string(Path::new(ROOT).join("src").join(file))
         .unwrap()
         .chars()
         .filter(|c| !c.is_whitespace())
         .collect();
-    text.split(".client.")
+    // `.client.op()` everywhere; SQS's long poll has a client of its own
+    // (`.poll.receive_message()`).
+    text.replace(".poll.", ".client.")
+        .split(".client.")
         .skip(1)
         .filter_map(|rest| rest.split_once("()").map(|(op, _)| op.to_string()))
         .filter(|op| op.chars().all(|c| c.is_ascii_lowercase() || c == '_'))

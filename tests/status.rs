@@ -216,14 +216,17 @@ async fn headless_chromium_shows_the_live_numbers() {
     })
     .await
     .expect("7 jobs done");
-    // One view to have the queue figures read, then the browser's.
-    eventually(Duration::from_secs(10), || async {
-        status_json(port).await["queue"]["as_of"]
-            .is_string()
-            .then_some(())
+    // Views to have the queue figures read after the drain, then the
+    // browser's. The figures are read at most once per refresh interval,
+    // so a read made while the last jobs were still in flight can be the
+    // cached one: wait until the cache shows the drained queue (it only
+    // moves forward in time, and the queue stays empty), never on timing.
+    eventually(Duration::from_secs(20), || async {
+        let q = &status_json(port).await["queue"];
+        (q["visible"] == 0 && q["in_flight"] == 0 && q["dlq_visible"] == 0).then_some(())
     })
     .await
-    .expect("figures read");
+    .expect("figures of the drained queue read");
 
     let artifacts = Path::new(ROOT).join("target/test-artifacts");
     std::fs::create_dir_all(&artifacts).unwrap();

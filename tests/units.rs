@@ -87,14 +87,18 @@ fn unit_value(unit: &str, key: &str) -> String {
 #[test]
 fn the_stop_timeout_covers_a_full_drain() {
     // The defaults an operator gets: a long poll in flight, the drain
-    // timeout, then the kill grace, all before systemd's SIGKILL.
+    // timeout, then the kill grace, then settling every message (bounded
+    // whatever the network does), all before systemd's SIGKILL.
     let c = drainerd::config::Config::from_str_with_env(
         "[queue]\nurl = \"https://sqs.us-east-1.amazonaws.com/1/q\"\n[job]\ncommand = [\"/bin/true\"]\n",
         Path::new("defaults.toml"),
         &std::collections::BTreeMap::new(),
     )
     .unwrap();
-    let needed = c.queue.wait_time.0 + c.agent.drain_timeout.0 + c.job.kill_grace.0;
+    let needed = c.queue.wait_time.0
+        + c.agent.drain_timeout.0
+        + c.job.kill_grace.0
+        + drainerd::supervisor::EXIT_PATIENCE;
     for unit in ["drainerd.service", "drainerd@.service"] {
         let stop = humantime::parse_duration(&unit_value(unit, "TimeoutStopSec")).unwrap();
         assert!(
@@ -107,5 +111,33 @@ fn the_stop_timeout_covers_a_full_drain() {
             "{unit}: SIGTERM to drainerd alone"
         );
         assert_eq!(unit_value(unit, "Type"), "notify");
+    }
+}
+
+#[test]
+fn the_restart_policy_survives_three_minutes_of_unreachable_sqs_at_boot() {
+    // SQS or IAM unreachable at boot: each start waits queue.start_timeout,
+    // exits 69, and systemd restarts it RestartSec later. The unit must not
+    // give up (StartLimitBurst starts within StartLimitIntervalSec) before
+    // the network has been back for a while.
+    let c = drainerd::config::Config::from_str_with_env(
+        "[queue]\nurl = \"https://sqs.us-east-1.amazonaws.com/1/q\"\n[job]\ncommand = [\"/bin/true\"]\n",
+        Path::new("defaults.toml"),
+        &std::collections::BTreeMap::new(),
+    )
+    .unwrap();
+    let outage = std::time::Duration::from_secs(180);
+    for unit in ["drainerd.service", "drainerd@.service"] {
+        assert_eq!(unit_value(unit, "Restart"), "on-failure");
+        assert_eq!(unit_value(unit, "RestartPreventExitStatus"), "78");
+        let restart = humantime::parse_duration(&unit_value(unit, "RestartSec")).unwrap();
+        let burst: u32 = unit_value(unit, "StartLimitBurst").parse().unwrap();
+        let period = c.queue.start_timeout.0 + restart;
+        // Starts that fail during the outage, plus the one that succeeds.
+        let starts = (outage.as_secs() / period.as_secs()) as u32 + 2;
+        assert!(
+            starts <= burst,
+            "{unit}: {starts} starts in a 3-minute outage, StartLimitBurst {burst}"
+        );
     }
 }

@@ -71,8 +71,9 @@ impl Group {
 pub struct AutoScaling {
     client: aws_sdk_autoscaling::Client,
     pub instance_id: String,
-    /// `None` when the instance is in no Auto Scaling group.
-    pub group: Option<String>,
+    /// Set once the lookup has answered: `None` when the instance is in no
+    /// Auto Scaling group.
+    group: std::sync::OnceLock<Option<String>>,
     counters: Arc<Counters>,
 }
 
@@ -86,34 +87,48 @@ pub struct AutoScalingError {
 }
 
 impl AutoScaling {
-    /// Finds the group of `instance_id` (DescribeAutoScalingInstances).
-    ///
-    /// # Errors
-    /// The lookup failed (the instance may still be in a group).
-    pub async fn connect(
+    /// The client for `instance_id`; makes no request (the group is looked
+    /// up by [`AutoScaling::look_up_group`]).
+    pub fn new(
         sdk: &aws_config::SdkConfig,
         instance_id: String,
         counters: Arc<Counters>,
-    ) -> Result<AutoScaling, AutoScalingError> {
-        let mut fleet = AutoScaling {
+    ) -> AutoScaling {
+        AutoScaling {
             client: aws_sdk_autoscaling::Client::new(sdk),
             instance_id,
-            group: None,
+            group: std::sync::OnceLock::new(),
             counters,
-        };
-        let r = fleet
+        }
+    }
+
+    /// Finds this instance's group (DescribeAutoScalingInstances) and
+    /// remembers it: `None` when the instance is in no group.
+    ///
+    /// # Errors
+    /// The lookup failed (the instance may still be in a group).
+    pub async fn look_up_group(&self) -> Result<Option<String>, AutoScalingError> {
+        if let Some(g) = self.group.get() {
+            return Ok(g.clone());
+        }
+        let r = self
             .client
             .describe_auto_scaling_instances()
-            .instance_ids(&fleet.instance_id)
+            .instance_ids(&self.instance_id)
             .send()
             .await;
-        let out = fleet.check("DescribeAutoScalingInstances", r)?;
-        fleet.group = out
+        let out = self.check("DescribeAutoScalingInstances", r)?;
+        let group = out
             .auto_scaling_instances()
             .first()
             .and_then(|i| i.auto_scaling_group_name())
             .map(str::to_string);
-        Ok(fleet)
+        Ok(self.group.get_or_init(|| group).clone())
+    }
+
+    /// The group, once looked up (`None` before, or when in no group).
+    pub fn group(&self) -> Option<&str> {
+        self.group.get().and_then(|g| g.as_deref())
     }
 
     fn check<T, E>(
@@ -141,8 +156,8 @@ impl AutoScaling {
         }
     }
 
-    fn group(&self) -> &str {
-        self.group.as_deref().unwrap_or_default()
+    fn group_name(&self) -> &str {
+        self.group().unwrap_or_default()
     }
 
     /// RecordLifecycleActionHeartbeat: restarts the hook's timeout.
@@ -153,7 +168,7 @@ impl AutoScaling {
         let r = self
             .client
             .record_lifecycle_action_heartbeat()
-            .auto_scaling_group_name(self.group())
+            .auto_scaling_group_name(self.group_name())
             .lifecycle_hook_name(hook)
             .instance_id(&self.instance_id)
             .send()
@@ -169,7 +184,7 @@ impl AutoScaling {
         let r = self
             .client
             .complete_lifecycle_action()
-            .auto_scaling_group_name(self.group())
+            .auto_scaling_group_name(self.group_name())
             .lifecycle_hook_name(hook)
             .instance_id(&self.instance_id)
             .lifecycle_action_result("CONTINUE")
@@ -194,7 +209,7 @@ impl AutoScaling {
         let r = self
             .client
             .describe_auto_scaling_groups()
-            .auto_scaling_group_names(self.group())
+            .auto_scaling_group_names(self.group_name())
             .send()
             .await;
         let out = self.check("DescribeAutoScalingGroups", r)?;
@@ -205,11 +220,11 @@ impl AutoScaling {
                 api: "DescribeAutoScalingGroups",
                 instance_id: self.instance_id.clone(),
                 code: None,
-                detail: format!("group {} not found", self.group()),
+                detail: format!("group {} not found", self.group_name()),
             })?;
         let n = |v: Option<i32>| u32::try_from(v.unwrap_or(0)).unwrap_or(0);
         Ok(Group {
-            name: self.group().to_string(),
+            name: self.group_name().to_string(),
             desired: n(g.desired_capacity()),
             min: n(g.min_size()),
             max: n(g.max_size()),
@@ -252,7 +267,7 @@ impl AutoScaling {
         let r = self
             .client
             .set_desired_capacity()
-            .auto_scaling_group_name(self.group())
+            .auto_scaling_group_name(self.group_name())
             .desired_capacity(i32::try_from(want).unwrap_or(i32::MAX))
             .honor_cooldown(false)
             .send()
@@ -268,7 +283,7 @@ impl AutoScaling {
         let r = self
             .client
             .set_instance_protection()
-            .auto_scaling_group_name(self.group())
+            .auto_scaling_group_name(self.group_name())
             .instance_ids(&self.instance_id)
             .protected_from_scale_in(on)
             .send()

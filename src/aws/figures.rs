@@ -41,7 +41,7 @@ impl Source for AwsFigures {
                     Err(e) => next.errors.push(e.to_string()),
                 }
             }
-            if let Some(asg) = self.asg.as_ref().filter(|a| a.group.is_some()) {
+            if let Some(asg) = self.asg.as_ref().filter(|a| a.group().is_some()) {
                 match asg.describe().await {
                     Ok(g) => next.group = Some(g),
                     Err(e) => next.errors.push(e.to_string()),

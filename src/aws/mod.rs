@@ -11,6 +11,8 @@ pub mod figures;
 pub mod imds;
 pub mod sqs;
 
+use std::time::Duration;
+
 use aws_smithy_runtime_api::client::http::SharedHttpClient;
 
 /// The HTTP client type every AWS call shares.
@@ -25,14 +27,57 @@ pub fn https_client() -> SharedHttpClient {
         .build_https()
 }
 
+/// How long one AWS call may take: each attempt, and the whole operation
+/// with the SDK's retries (standard mode: up to 3 attempts, exponential
+/// backoff with jitter). A call that runs out fails like any other error,
+/// so no task ever waits on a connection that stopped answering (README,
+/// "When the network stops answering").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Bounds {
+    pub attempt: Duration,
+    pub operation: Duration,
+}
+
+/// Connecting never takes longer than this.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// Every call but the long poll: deletes, visibility changes, queue
+/// attributes, Auto Scaling, DynamoDB. A few seconds per attempt is ample
+/// for a request that SQS answers in milliseconds.
+pub const CALL: Bounds = Bounds {
+    attempt: Duration::from_secs(4),
+    operation: Duration::from_secs(10),
+};
+
+/// ReceiveMessage: the longest long poll SQS allows (20 s) plus a margin
+/// per attempt. (The receiver also bounds the whole receive itself.)
+pub const LONG_POLL: Bounds = Bounds {
+    attempt: Duration::from_secs(20 + 5),
+    operation: Duration::from_secs(20 + 10),
+};
+
+impl Bounds {
+    /// As the SDK takes them.
+    pub fn timeouts(self) -> aws_config::timeout::TimeoutConfig {
+        aws_config::timeout::TimeoutConfig::builder()
+            .connect_timeout(CONNECT_TIMEOUT)
+            .operation_attempt_timeout(self.attempt)
+            .operation_timeout(self.operation)
+            .build()
+    }
+}
+
 /// SDK configuration for one service: `region` if known (else the SDK's
-/// chain: AWS_REGION, profile, instance metadata), `endpoint` for emulators.
+/// chain: AWS_REGION, profile, instance metadata), `endpoint` for
+/// emulators, every call bounded by [`CALL`] (a client may override it).
 pub async fn sdk_config(
     http: SharedHttpClient,
     region: Option<String>,
     endpoint: Option<&str>,
 ) -> aws_config::SdkConfig {
-    let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest()).http_client(http);
+    let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .http_client(http)
+        .timeout_config(CALL.timeouts());
     if let Some(r) = region {
         loader = loader.region(aws_config::Region::new(r));
     }

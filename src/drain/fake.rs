@@ -26,6 +26,9 @@ pub enum Reply {
     },
     /// The whole call fails (e.g. a 500 or a dropped connection).
     Fail,
+    /// The call never answers (a black-holed connection; the real client's
+    /// timeouts bound it, the fake does not).
+    Stall,
 }
 
 /// How the fake answers one receive.
@@ -90,15 +93,11 @@ impl FakeQueue {
         &self,
         api: &'static str,
         entries: Vec<(String, Option<Duration>)>,
-    ) -> Result<Vec<EntryFailure>, QueueError> {
+    ) -> Call<'static, Vec<EntryFailure>> {
         self.calls.lock().unwrap().push(Recorded { api, entries });
-        match self
-            .replies
-            .lock()
-            .unwrap()
-            .pop_front()
-            .unwrap_or(Reply::Ok)
-        {
+        let reply = self.replies.lock().unwrap().pop_front();
+        let r = match reply.unwrap_or(Reply::Ok) {
+            Reply::Stall => return Box::pin(std::future::pending()),
             Reply::Ok => Ok(Vec::new()),
             Reply::Refuse {
                 indices,
@@ -118,7 +117,8 @@ impl FakeQueue {
                 })
                 .collect()),
             Reply::Fail => Err(error(api)),
-        }
+        };
+        Box::pin(async move { r })
     }
 }
 
@@ -155,8 +155,7 @@ impl Queue for FakeQueue {
     }
     fn delete_batch<'a>(&'a self, receipts: &'a [&'a Receipt]) -> Call<'a, Vec<EntryFailure>> {
         let entries = receipts.iter().map(|r| (r.0.clone(), None)).collect();
-        let r = self.answer("DeleteMessageBatch", entries);
-        Box::pin(async move { r })
+        self.answer("DeleteMessageBatch", entries)
     }
     fn change_visibility_batch<'a>(
         &'a self,
@@ -166,7 +165,6 @@ impl Queue for FakeQueue {
             .iter()
             .map(|(r, v)| (r.0.clone(), Some(*v)))
             .collect();
-        let r = self.answer("ChangeMessageVisibilityBatch", entries);
-        Box::pin(async move { r })
+        self.answer("ChangeMessageVisibilityBatch", entries)
     }
 }

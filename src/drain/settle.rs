@@ -11,8 +11,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures_util::stream::{FuturesUnordered, StreamExt};
 use tokio::sync::mpsc;
-use tokio::time::{sleep, timeout_at, Instant};
+use tokio::time::{sleep, sleep_until, Instant};
 use tokio_util::sync::CancellationToken;
 
 use super::occupancy::Hold;
@@ -41,6 +42,12 @@ const LINGER: Duration = Duration::from_millis(200);
 /// Whole-call failures are retried this many times (with backoff) before
 /// the message is left to reappear on its own.
 const ATTEMPTS: u32 = 5;
+/// Batches settled at once. A call that never answers holds its own batch
+/// until its bound runs out; the others go on.
+const IN_FLIGHT: usize = 8;
+/// At exit, what is still unsettled after this long is left to SQS: each
+/// message becomes visible again when its current visibility ends.
+pub const FLUSH_PATIENCE: Duration = Duration::from_secs(20);
 
 /// The settling task.
 pub struct Settler {
@@ -52,7 +59,8 @@ pub struct Settler {
 impl Task for Settler {
     const NAME: &'static str = "settler";
 
-    /// Settles until stopped, then flushes everything queued.
+    /// Settles until stopped, then flushes everything queued (for at most
+    /// [`FLUSH_PATIENCE`]).
     async fn run(self, stop: CancellationToken) {
         let Settler {
             queue,
@@ -62,65 +70,68 @@ impl Task for Settler {
         // Pending requests, oldest first, with the time each arrived.
         let mut deletes: Vec<(Instant, Request)> = Vec::new();
         let mut releases: Vec<(Instant, Request)> = Vec::new();
+        // Batches being settled: a call that stalls or is retried holds up
+        // its own batch only.
+        let mut in_flight = FuturesUnordered::new();
         let mut open = true;
-        while open || !deletes.is_empty() || !releases.is_empty() {
+        let mut flush_until: Option<Instant> = None;
+        loop {
             let oldest = [deletes.first(), releases.first()]
                 .into_iter()
                 .flatten()
                 .map(|(t, _)| *t)
                 .min();
+            let full = in_flight.len() >= IN_FLIGHT;
             let mut due = !open;
-            let next = match oldest {
-                _ if !open => None,
-                None => tokio::select! {
-                    r = rx.recv() => r,
-                    () = stop.cancelled() => None,
-                },
-                Some(t) => tokio::select! {
-                    r = timeout_at(t + LINGER, rx.recv()) => match r {
-                        Ok(r) => r,
-                        Err(_) => {
-                            due = true;
-                            None
+            let mut arrived = Vec::new();
+            tokio::select! {
+                r = rx.recv(), if open && !full => match r {
+                    Some(r) => {
+                        arrived.push(r);
+                        while let Ok(r) = rx.try_recv() {
+                            arrived.push(r);
                         }
-                    },
-                    () = stop.cancelled() => None,
+                    }
+                    None => open = false,
                 },
-            };
-            let mut push = |r: Request, now: Instant| match r.action {
-                Action::Delete => deletes.push((now, r)),
-                Action::Release(_) => releases.push((now, r)),
-            };
-            if let Some(first) = next {
-                let now = Instant::now();
-                push(first, now);
-                while let Ok(r) = rx.try_recv() {
-                    push(r, now);
+                () = stop.cancelled(), if open => open = false,
+                () = sleep_until(oldest.map_or_else(Instant::now, |t| t + LINGER)), if open && !full && oldest.is_some() => due = true,
+                Some(()) = in_flight.next(), if !in_flight.is_empty() => {}
+                () = sleep_until(flush_until.unwrap_or_else(Instant::now)), if flush_until.is_some() => {
+                    tracing::warn!(batches = in_flight.len(), pending = deletes.len() + releases.len(), patience = ?FLUSH_PATIENCE, "exit: some messages were not settled in time; they become visible again when their visibility timeout ends (a succeeded job's message may run again)");
+                    return;
                 }
-            } else if !due {
+            }
+            if !open && flush_until.is_none() {
                 // Stopped (or every sender gone): take what is queued,
                 // flush everything and end.
                 rx.close();
-                let now = Instant::now();
                 while let Ok(r) = rx.try_recv() {
-                    push(r, now);
+                    arrived.push(r);
                 }
-                open = false;
+                flush_until = Some(Instant::now() + FLUSH_PATIENCE);
                 due = true;
+            }
+            let now = Instant::now();
+            for r in arrived {
+                match r.action {
+                    Action::Delete => deletes.push((now, r)),
+                    Action::Release(_) => releases.push((now, r)),
+                }
             }
             let urgent = releases
                 .iter()
                 .any(|(_, r)| r.action == Action::Release(Duration::ZERO));
             let (d, r) = to_send(deletes.len(), releases.len(), urgent, due);
-            let mut batches: Vec<Vec<Request>> = Vec::new();
             for (list, n) in [(&mut deletes, d), (&mut releases, r)] {
                 let mut sent = list.drain(..n).map(|(_, r)| r).peekable();
                 while sent.peek().is_some() {
-                    batches.push(sent.by_ref().take(BATCH).collect());
+                    let batch: Vec<Request> = sent.by_ref().take(BATCH).collect();
+                    in_flight.push(settle_batch(&*queue, &counters, batch));
                 }
             }
-            for batch in batches {
-                settle_batch(&*queue, &counters, batch).await;
+            if !open && in_flight.is_empty() && deletes.is_empty() && releases.is_empty() {
+                return;
             }
         }
     }

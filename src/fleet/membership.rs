@@ -13,43 +13,26 @@
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 use tokio::time::{sleep, Instant};
 use tokio_util::sync::CancellationToken;
 
+pub use super::buttons::{Refusal, Request};
 use crate::aws::autoscaling::{AutoScaling, AutoScalingError, GroupSize};
 use crate::aws::sqs::Sqs;
 use crate::config::FleetConfig;
 use crate::control::{Control, Inbox, Task};
+use crate::decide::backoff::error_backoff;
 use crate::decide::leave::{self, Billing, Inputs, Rules, Verdict};
-use crate::decide::{capacity, protection};
+use crate::decide::protection;
 use crate::drain::occupancy::{Load, Occupancy};
 use crate::status::counters::Counters;
+
+const LOOKING_UP: &str = "still looking up this instance's Auto Scaling group; try again shortly";
 
 /// Group figures are re-read every this many checks (10 min at the default
 /// 30 s), and always right before leaving.
 const GROUP_REFRESH_CHECKS: u32 = 20;
-
-/// What the status page's buttons ask of the fleet task.
-#[derive(Debug)]
-pub enum Request {
-    /// Raise the group's desired capacity by one; the answer is the new
-    /// desired capacity.
-    Spawn(oneshot::Sender<Result<u32, Refusal>>),
-    /// Stop taking work, let running jobs finish, then leave the group. The
-    /// answer comes once the request is accepted (before the drain).
-    Leave(oneshot::Sender<Result<(), Refusal>>),
-}
-
-/// Why a button press was not carried out.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Refusal {
-    /// The group's size forbids it (MinSize, MaxSize), or the fleet logic
-    /// cannot do it now.
-    Conflict(String),
-    /// Auto Scaling did not answer or refused.
-    Unavailable(String),
-}
 
 /// The fleet task.
 pub struct Membership {
@@ -101,7 +84,69 @@ impl Membership {
         }
     }
 
+    /// Looks up this instance's group, retrying with backoff until Auto
+    /// Scaling answers: one throttled or lost call at boot must not switch
+    /// the fleet logic off for the instance's whole life (busy instances
+    /// unprotected, idle ones never leaving). `false` when the instance is
+    /// in no group, or stopped first.
+    async fn join(&mut self, stop: &CancellationToken) -> bool {
+        let mut failures: u32 = 0;
+        // Closed when no status page holds the sending end.
+        let mut requests_open = true;
+        loop {
+            match self.asg.look_up_group().await {
+                Ok(Some(group)) => {
+                    if failures > 0 {
+                        tracing::info!(failures, "Auto Scaling answers again");
+                    }
+                    tracing::info!(group = %group, instance_id = %self.asg.instance_id, "member of Auto Scaling group");
+                    tracing::info!(billing = ?self.cfg.billing, idle_timeout = %self.cfg.idle_timeout, dry_run = self.cfg.dry_run, "fleet logic on: protection while busy, leaving the group when work is scarce");
+                    self.counters.set_fleet_note("group found");
+                    return true;
+                }
+                Ok(None) => {
+                    tracing::info!(instance_id = %self.asg.instance_id, "not in an Auto Scaling group");
+                    tracing::info!("fleet logic off: not a known Auto Scaling group member; drainerd never terminates this instance");
+                    self.counters.set_fleet_note("not in an Auto Scaling group");
+                    return false;
+                }
+                Err(e) => {
+                    failures += 1;
+                    let wait = error_backoff(
+                        failures,
+                        Duration::from_secs(1),
+                        Duration::from_secs(60),
+                        fastrand::f64(),
+                    );
+                    if failures == 1 || failures.is_power_of_two() {
+                        tracing::warn!(error = %e, failures, retry_in = ?wait, "could not look up this instance's Auto Scaling group; retrying (no protection or leaving until it answers)");
+                    }
+                    self.counters.set_fleet_note("looking up group (retrying)");
+                    let until = Instant::now() + wait;
+                    loop {
+                        tokio::select! {
+                            () = stop.cancelled() => return false,
+                            () = tokio::time::sleep_until(until) => break,
+                            r = self.requests.recv(), if requests_open => match r {
+                                Some(Request::Spawn(reply)) => {
+                                    let _ = reply.send(Err(Refusal::Conflict(LOOKING_UP.into())));
+                                }
+                                Some(Request::Leave(reply)) => {
+                                    let _ = reply.send(Err(Refusal::Conflict(LOOKING_UP.into())));
+                                }
+                                None => requests_open = false,
+                            },
+                        }
+                    }
+                }
+            }
+        }
+    }
+
     async fn run_until(mut self, stop: CancellationToken) {
+        if !self.join(&stop).await {
+            return;
+        }
         let rules = rules(&self.cfg);
         let mut protected = false;
         let mut protection_retry_at: Option<Instant> = None;
@@ -247,71 +292,6 @@ impl Membership {
         }
     }
 
-    /// The spawn button: desired capacity +1, never above MaxSize.
-    async fn spawn(&self) -> Result<u32, Refusal> {
-        match self.asg.spawn_one().await {
-            Ok(n) => {
-                tracing::warn!(
-                    desired = n,
-                    "status page: spawn pressed; desired capacity raised by one"
-                );
-                Ok(n)
-            }
-            Err(e) if e.code.as_deref() == Some("AtMaxSize") => Err(Refusal::Conflict(e.detail)),
-            Err(e) => {
-                tracing::warn!(error = %e, "status page: spawn failed");
-                Err(Refusal::Unavailable(format!("spawn failed: {e}")))
-            }
-        }
-    }
-
-    /// The leave button, first step: refused at MinSize (the group could
-    /// not shrink), accepted otherwise.
-    async fn accept_leave(&self) -> Result<(), Refusal> {
-        match self.asg.size().await {
-            Ok(g) => capacity::leave_requested(g.desired, g.min).map_err(Refusal::Conflict),
-            Err(e) => Err(Refusal::Unavailable(format!("cannot read the group: {e}"))),
-        }
-    }
-
-    /// The leave button: stop taking work, let running jobs finish, then
-    /// leave as the fleet logic would. `true` once left; on any failure
-    /// work resumes.
-    async fn leave_on_request(&self, protected: &mut bool, stop: &CancellationToken) -> bool {
-        tracing::warn!(
-            running = self.occupancy.now().running,
-            dry_run = self.cfg.dry_run,
-            "leave requested on the status page: no new work; running jobs finish first"
-        );
-        if self.cfg.dry_run {
-            tracing::info!("dry run: would pause intake, wait for running jobs, drop scale-in protection and TerminateInstanceInAutoScalingGroup (decrement)");
-            return false;
-        }
-        self.occupancy.pause(true);
-        self.counters
-            .set_notice(Some("leave requested: finishing running jobs".into()));
-        tokio::select! {
-            () = stop.cancelled() => return false,
-            () = self.occupancy.wait_until(|l| l.running == 0) => {}
-        }
-        match self.leave(protected).await {
-            Ok(()) => {
-                self.inbox
-                    .send(Control::Left(
-                        "left the group: requested on the status page".into(),
-                    ))
-                    .await;
-                true
-            }
-            Err(why) => {
-                tracing::warn!(reason = %why, "leave requested on the status page failed; receiving again");
-                self.counters.set_notice(None);
-                self.occupancy.pause(false);
-                false
-            }
-        }
-    }
-
     async fn protect(&self, on: bool) -> Result<(), AutoScalingError> {
         if self.cfg.dry_run {
             tracing::info!(on, "dry run: would SetInstanceProtection");
@@ -323,7 +303,7 @@ impl Membership {
     }
 
     /// The ordered leave. `Err` says why it was abandoned (work resumes).
-    async fn leave(&self, protected: &mut bool) -> Result<(), String> {
+    pub(super) async fn leave(&self, protected: &mut bool) -> Result<(), String> {
         self.occupancy.pause(true);
         let settled = tokio::time::timeout(
             self.receive_bound,
@@ -347,7 +327,7 @@ impl Membership {
         match self.asg.terminate_with_decrement().await {
             Ok(()) => {
                 tracing::warn!(
-                    group = self.asg.group.as_deref().unwrap_or("-"),
+                    group = self.asg.group().unwrap_or("-"),
                     "TerminateInstanceInAutoScalingGroup accepted (desired capacity decremented)"
                 );
                 Ok(())
@@ -359,7 +339,7 @@ impl Membership {
 
     /// After leaving: the platform stops the instance; power off if it
     /// does not within `poweroff_after`.
-    async fn wait_for_the_end(&self, stop: CancellationToken) {
+    pub(super) async fn wait_for_the_end(&self, stop: CancellationToken) {
         let Some(after) = self.cfg.poweroff_after else {
             return;
         };

@@ -3,6 +3,7 @@
 //! page's spawn and leave buttons. The decisions are `decide/`'s; the calls
 //! are `aws::autoscaling`'s; what guards leaving is the drain's occupancy.
 
+mod buttons;
 pub mod membership;
 
 pub use membership::{Membership, Refusal, Request};

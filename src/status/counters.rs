@@ -259,6 +259,16 @@ impl Counters {
             reason: verdict.map(|(_, r)| r.to_string()),
         };
     }
+    /// What the fleet logic is doing before it decides (e.g. "looking up
+    /// group (retrying)"), for the status line and page.
+    pub fn set_fleet_note(&self, note: &str) {
+        *self.fleet_line.lock().expect("counters lock") = Some(note.to_string());
+        *self.fleet_verdict.lock().expect("counters lock") = FleetVerdict {
+            protected: None,
+            verdict: None,
+            reason: Some(note.to_string()),
+        };
+    }
     pub fn fleet_verdict(&self) -> FleetVerdict {
         self.fleet_verdict.lock().expect("counters lock").clone()
     }

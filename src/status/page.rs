@@ -118,8 +118,14 @@ pub fn render(s: &Snapshot) -> String {
     );
     let _ = write!(
         o,
-        "</div><p class=muted>as of {}{}</p>",
+        "</div><p class=muted>as of {}{}{}</p>",
         opt(s.queue.as_of.as_deref()),
+        s.queue
+            .age_seconds
+            .map(|a| format!(
+                " ({a}s ago; read at most once per status.refresh_interval, while someone looks)"
+            ))
+            .unwrap_or_default(),
         if s.queue.errors.is_empty() {
             String::new()
         } else {

@@ -89,6 +89,8 @@ pub struct QueueView {
     pub dlq_visible: Option<u64>,
     /// When the figures were read (RFC 3339); `null` until first viewed.
     pub as_of: Option<String>,
+    /// How old the figures are, in seconds.
+    pub age_seconds: Option<u64>,
     pub errors: Vec<String>,
 }
 
@@ -255,6 +257,9 @@ pub fn snapshot(
             dlq_url: figures.dlq_url.clone(),
             dlq_visible: figures.dlq.as_ref().map(|d| d.visible),
             as_of: figures.fetched_at.map(rfc3339),
+            age_seconds: figures
+                .fetched_at
+                .map(|t| now.duration_since(t).unwrap_or_default().as_secs()),
             errors: figures.errors.clone(),
         },
         instance: InstanceView {

@@ -13,6 +13,7 @@ use crate::aws::autoscaling::AutoScaling;
 use crate::config::Config;
 use crate::control::{Task, Tasks};
 use crate::decide::notice::{Event, Reaction};
+use crate::drain::occupancy::Occupancy;
 use crate::status::counters::Counters;
 
 pub(super) fn log_notice(event: &Event, reaction: &Reaction, counters: &Counters) {
@@ -82,9 +83,16 @@ impl Hook {
         }
     }
 
-    /// Drained: stop the heartbeats and complete the hook (once, and only
-    /// after a terminate notice).
-    pub(super) async fn complete(&mut self, asg: &Option<Arc<AutoScaling>>, cfg: &Config) {
+    /// Drained: complete the hook (once, and only after a terminate
+    /// notice) — from a task of its own, once every message is settled,
+    /// so the supervisor never waits on Auto Scaling.
+    pub(super) fn complete(
+        &mut self,
+        asg: &Option<Arc<AutoScaling>>,
+        cfg: &Config,
+        occupancy: &Arc<Occupancy>,
+        tasks: &Tasks,
+    ) {
         let beats = match std::mem::take(self) {
             Hook::Waiting(beats) => beats,
             other => {
@@ -93,19 +101,52 @@ impl Hook {
             }
         };
         *self = Hook::Completed;
-        if let Some(b) = beats {
-            b.cancel();
-        }
         let (Some(hook), Some(asg)) = (
-            cfg.fleet.lifecycle_hook.as_deref(),
-            asg.as_ref().filter(|a| a.group.is_some()),
+            cfg.fleet.lifecycle_hook.clone(),
+            asg.clone().filter(|a| a.group().is_some()),
         ) else {
+            if let Some(b) = beats {
+                b.cancel();
+            }
             return;
         };
-        match asg.complete_lifecycle(hook).await {
+        tasks.start_until_exit(HookCompletion {
+            asg,
+            hook,
+            occupancy: occupancy.clone(),
+            beats,
+        });
+    }
+}
+
+/// CompleteLifecycleAction (CONTINUE) once every message is settled:
+/// deleted or handed back and acknowledged by SQS (or given up by the
+/// settler, in which case SQS makes it visible again), so the group
+/// terminates the instance only when nothing is left in its hands.
+struct HookCompletion {
+    asg: Arc<AutoScaling>,
+    hook: String,
+    occupancy: Arc<Occupancy>,
+    /// The hook's heartbeats, stopped once it is completed.
+    beats: Option<CancellationToken>,
+}
+
+impl Task for HookCompletion {
+    const NAME: &'static str = "lifecycle hook completion";
+
+    /// Runs to its end even when stopped (at exit the settler's flush is
+    /// what it waits for); every wait and call in it is bounded.
+    async fn run(self, _stop: CancellationToken) {
+        self.occupancy
+            .wait_until(|l| l.held == 0 && l.running == 0)
+            .await;
+        if let Some(b) = &self.beats {
+            b.cancel();
+        }
+        match self.asg.complete_lifecycle(&self.hook).await {
             Ok(()) => tracing::info!(
-                hook,
-                "lifecycle action completed (CONTINUE): the group may terminate this instance"
+                hook = %self.hook,
+                "every message settled; lifecycle action completed (CONTINUE): the group may terminate this instance"
             ),
             Err(e) => {
                 tracing::error!(error = %e, "could not complete the lifecycle action; the hook's timeout will end it")
@@ -149,7 +190,7 @@ fn start_heartbeats(
         tracing::info!("no fleet.lifecycle_hook configured: draining without lifecycle heartbeats");
         return None;
     };
-    let Some(asg) = asg.filter(|a| a.group.is_some()) else {
+    let Some(asg) = asg.filter(|a| a.group().is_some()) else {
         tracing::warn!("fleet.lifecycle_hook is set but this instance's Auto Scaling group is unknown: no lifecycle heartbeats");
         return None;
     };

@@ -42,10 +42,11 @@ use crate::system::notify::Notifier;
 use crate::tracking::Recorder;
 use lifecycle::{log_notice, Hook};
 
-/// How long the tasks may take to stop at exit (the settler flushing, the
-/// tracking writer): a bound, so the exit never hangs on a call that does
+/// How long the tasks may take to stop at exit (the settler flushing within
+/// its own patience, then the lifecycle hook's completion; the tracking
+/// writer meanwhile): a bound, so the exit never hangs on a call that does
 /// not answer.
-const STOP_PATIENCE: Duration = Duration::from_secs(30);
+pub const EXIT_PATIENCE: Duration = Duration::from_secs(35);
 
 /// Why the agent could not run.
 #[derive(Debug, thiserror::Error)]
@@ -162,9 +163,28 @@ pub async fn drain(agent: Agent, mut control: mpsc::Receiver<Control>) -> Result
         recorder,
         tasks,
     } = agent;
-    if let Err(e) = wait_for_queue(&sqs, config.queue.start_timeout.0).await {
-        tasks.stop(STOP_PATIENCE).await;
-        return Err(e);
+    // Nothing is received before the queue answers, so a shutdown
+    // meanwhile just ends the agent; other controls wait for the queue.
+    let waiting = wait_for_queue(&sqs, config.queue.start_timeout.0);
+    tokio::pin!(waiting);
+    loop {
+        tokio::select! {
+            r = &mut waiting => match r {
+                Ok(()) => break,
+                Err(e) => {
+                    tasks.stop(EXIT_PATIENCE).await;
+                    return Err(e);
+                }
+            },
+            c = control.recv() => match c {
+                Some(Control::Shutdown) | None => {
+                    tracing::info!("shutdown requested before the queue answered; nothing was received");
+                    tasks.stop(EXIT_PATIENCE).await;
+                    return Ok(());
+                }
+                Some(c) => tracing::info!(control = ?c, "ignored: the queue has not answered yet"),
+            },
+        }
     }
     counters.set_queue_ok(true);
     counters.tick();
@@ -276,7 +296,7 @@ pub async fn drain(agent: Agent, mut control: mpsc::Receiver<Control>) -> Result
                                 hook.begin(asg.clone(), &cfg, &tasks);
                             }
                             if st.phase == Phase::Drained {
-                                hook.complete(&asg, &cfg).await;
+                                hook.complete(&asg, &cfg, &occupancy, &tasks);
                             }
                         }
                     }
@@ -300,7 +320,7 @@ pub async fn drain(agent: Agent, mut control: mpsc::Receiver<Control>) -> Result
             () = jobs.wait(), if receiver_done && st.phase != Phase::Drained => {
                 st.phase = Phase::Drained;
                 let cfg = config_rx.borrow().clone();
-                hook.complete(&asg, &cfg).await;
+                hook.complete(&asg, &cfg, &occupancy, &tasks);
                 if st.exit {
                     break;
                 }
@@ -319,7 +339,7 @@ pub async fn drain(agent: Agent, mut control: mpsc::Receiver<Control>) -> Result
     }
     // Every job has handed its message to the settler: stopping the tree
     // flushes the settler and the tracking writer and ends every task.
-    tasks.stop(STOP_PATIENCE).await;
+    tasks.stop(EXIT_PATIENCE).await;
     let summary = counters.summary(&occupancy.now());
     notifier.status(&summary);
     let (asg_calls, md) = (counters.asg.total(), counters.metadata.total());

@@ -135,6 +135,8 @@ pub async fn start(
         .await,
     );
 
+    // The group is looked up by the fleet task, retrying until Auto
+    // Scaling answers.
     let mut asg = None;
     if let Some(id) = &identity {
         let sdk = crate::aws::sdk_config(
@@ -143,22 +145,11 @@ pub async fn start(
             config.fleet.endpoint_url.as_deref(),
         )
         .await;
-        match AutoScaling::connect(&sdk, id.instance_id.clone(), counters.clone()).await {
-            Ok(a) => {
-                match &a.group {
-                    Some(g) => {
-                        tracing::info!(group = %g, instance_id = %a.instance_id, "member of Auto Scaling group")
-                    }
-                    None => {
-                        tracing::info!(instance_id = %a.instance_id, "not in an Auto Scaling group")
-                    }
-                }
-                asg = Some(Arc::new(a));
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "could not look up this instance's Auto Scaling group; lifecycle hooks will not be answered")
-            }
-        }
+        asg = Some(Arc::new(AutoScaling::new(
+            &sdk,
+            id.instance_id.clone(),
+            counters.clone(),
+        )));
     }
 
     let recorder = if config.tracking.enabled {
@@ -171,10 +162,9 @@ pub async fn start(
 
     let mut fleet_requests: Option<mpsc::Sender<FleetRequest>> = None;
     match (&asg, &identity) {
-        (Some(a), Some(id)) if a.group.is_some() => {
+        (Some(a), Some(id)) => {
             let (tx, requests) = mpsc::channel(4);
             fleet_requests = Some(tx);
-            tracing::info!(billing = ?config.fleet.billing, idle_timeout = %config.fleet.idle_timeout, dry_run = config.fleet.dry_run, "fleet logic on: protection while busy, leaving the group when work is scarce");
             tasks.start_until_exit(Membership {
                 asg: a.clone(),
                 queue: sqs.clone(),
@@ -188,7 +178,7 @@ pub async fn start(
             });
         }
         _ => {
-            tracing::info!("fleet logic off: not a known Auto Scaling group member; drainerd never terminates this instance");
+            tracing::info!("fleet logic off: this instance's identity is unknown; drainerd never terminates this instance");
         }
     }
 

@@ -29,7 +29,10 @@ use crate::status::counters::{Api, Counters};
 
 /// The queue being drained.
 pub struct Sqs {
+    /// Every call but ReceiveMessage, bounded by [`super::CALL`].
     client: aws_sdk_sqs::Client,
+    /// ReceiveMessage, bounded by [`super::LONG_POLL`].
+    poll: aws_sdk_sqs::Client,
     pub url: String,
     counters: Arc<Counters>,
 }
@@ -44,15 +47,17 @@ impl Sqs {
         counters: Arc<Counters>,
     ) -> Sqs {
         let sdk = crate::aws::sdk_config(http, region, cfg.endpoint_url.as_deref()).await;
+        // Every call is bounded by its attempt and operation timeouts, and
+        // no SQS response is a long stream; the throughput watch would only
+        // cost CPU on each request.
+        let builder = aws_sdk_sqs::config::Builder::from(&sdk).stalled_stream_protection(
+            aws_sdk_sqs::config::StalledStreamProtectionConfig::disabled(),
+        );
         Sqs {
-            client: aws_sdk_sqs::Client::from_conf(
-                aws_sdk_sqs::config::Builder::from(&sdk)
-                    // Every call is already bounded by drainerd's own
-                    // timeouts, and no SQS response is a long stream; the
-                    // throughput watch only costs CPU on each request.
-                    .stalled_stream_protection(
-                        aws_sdk_sqs::config::StalledStreamProtectionConfig::disabled(),
-                    )
+            client: aws_sdk_sqs::Client::from_conf(builder.clone().build()),
+            poll: aws_sdk_sqs::Client::from_conf(
+                builder
+                    .timeout_config(crate::aws::LONG_POLL.timeouts())
                     .build(),
             ),
             url: cfg.url.clone(),
@@ -205,7 +210,7 @@ impl Sqs {
         lease: Duration,
     ) -> Result<Vec<Received>, QueueError> {
         let r = self
-            .client
+            .poll
             .receive_message()
             .queue_url(&self.url)
             .max_number_of_messages(max.clamp(1, 10) as i32)

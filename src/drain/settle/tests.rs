@@ -168,3 +168,42 @@ async fn full_batches_go_before_the_linger_and_the_rest_waits_for_it() {
     task.await.unwrap();
     drop(tx);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_call_that_never_answers_holds_up_its_own_batch_only() {
+    let run = Run::new();
+    run.fake.reply(Reply::Stall);
+    let (tx, rx) = mpsc::unbounded_channel();
+    let send = |i: usize| {
+        tx.send(Request {
+            message_id: Arc::from(format!("m{i}").as_str()),
+            receipt: Receipt(format!("r-m{i}")),
+            action: Action::Delete,
+            hold: run.occupancy.hold(),
+        })
+        .unwrap()
+    };
+    let settler = Settler {
+        queue: run.fake.clone(),
+        requests: rx,
+        counters: run.counters.clone(),
+    };
+    let stop = CancellationToken::new();
+    let task = tokio::spawn(settler.run(stop.clone()));
+    (0..10).for_each(send);
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    (10..20).for_each(send);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(run.fake.calls().len(), 2, "the second batch went out");
+    assert_eq!(run.counters.messages().deleted, 10, "and was settled");
+    assert_eq!(
+        run.occupancy.now().held,
+        10,
+        "the stalled batch is still held"
+    );
+    // At exit the stalled batch is given up after the flush patience.
+    stop.cancel();
+    tokio::time::sleep(FLUSH_PATIENCE + Duration::from_secs(1)).await;
+    assert!(task.is_finished(), "the settler ends within its patience");
+    assert_eq!(run.occupancy.now().held, 0);
+}
