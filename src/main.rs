@@ -80,6 +80,20 @@ fn main() -> ExitCode {
         Command::CheckConfig { config } => match Config::load(&config, &ProcessEnv) {
             Ok(c) => {
                 print!("{}", c.to_redacted_toml());
+                // A warning, not exit 78: the command is often installed
+                // after the configuration (an image bake, an Ansible
+                // play validating its template), and the agent runs anyway:
+                // it takes no work while jobs cannot start. Checked as this
+                // user; the service runs as its own.
+                if let Err(e) = drainerd::drain::process::can_start(
+                    &c.job.command[0],
+                    c.job.working_dir.as_deref(),
+                ) {
+                    eprintln!(
+                        "drainerd: warning: config {}: job.command cannot start here: {e}; install it, fix the path, or make it executable (until then drainerd takes no work)",
+                        config.display()
+                    );
+                }
                 ExitCode::SUCCESS
             }
             Err(e) => {

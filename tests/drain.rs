@@ -264,7 +264,7 @@ async fn sigterm_finishes_short_jobs_and_hands_the_long_one_back() {
     );
     send(&sqs, &url, "short-1").await;
     send(&sqs, &url, "short-2").await;
-    let long_id = send(&sqs, &url, "long").await;
+    send(&sqs, &url, "long").await;
     let mut agent = Agent::start(&cfg, &[("OUT", out.to_str().unwrap())]);
     let all_running = eventually(Duration::from_secs(15), || async {
         (depth(&sqs, &url).await == (0, 3)).then_some(())
@@ -277,7 +277,9 @@ async fn sigterm_finishes_short_jobs_and_hands_the_long_one_back() {
     let sent_term = Instant::now();
 
     // Everything a second consumer receives, in order.
-    let (back, seen) = receive_until(&sqs, &url, &long_id, Duration::from_secs(15)).await;
+    // A copy (a new message id) whose receive count starts again: the
+    // shutdown did not spend the job's budget.
+    let (back, seen) = receive_until(&sqs, &url, "long", Duration::from_secs(15)).await;
     let waited = sent_term.elapsed();
     assert!(
         back,
@@ -287,6 +289,8 @@ async fn sigterm_finishes_short_jobs_and_hands_the_long_one_back() {
     // Handed back at the drain timeout (4 s) + kill grace (1 s); another
     // consumer has it within 2 s of that.
     assert!(waited < Duration::from_secs(7), "hand-back took {waited:?}");
+    let long = seen.iter().find(|m| m.1 == "long").unwrap();
+    assert_eq!(long.2, 1, "the copy's first receive: {seen:?}");
     assert_eq!(
         agent.wait_exit(Duration::from_secs(20)),
         Some(0),

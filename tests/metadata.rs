@@ -36,7 +36,7 @@ async fn spot_interruption_settles_every_message_before_the_deadline() {
     );
     send(&sqs, &url, "short-1").await;
     send(&sqs, &url, "short-2").await;
-    let long_id = send(&sqs, &url, "long").await;
+    send(&sqs, &url, "long").await;
     let mut env = sim.env();
     env.push(("OUT", out.to_str().unwrap().into()));
     env.push(("DRAINERD_FLEET_ENDPOINT_URL", moto.endpoint.clone()));
@@ -70,7 +70,7 @@ async fn spot_interruption_settles_every_message_before_the_deadline() {
     send(&sqs, &url, "late").await;
 
     // Another consumer gets the long job's message before the notice time.
-    let (back, seen) = receive_until(&sqs, &url, &long_id, Duration::from_secs(25)).await;
+    let (back, seen) = receive_until(&sqs, &url, "long", Duration::from_secs(25)).await;
     let got_at = now_ns();
     assert!(
         back,

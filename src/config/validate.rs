@@ -6,6 +6,10 @@ use std::time::Duration;
 
 use super::{Config, ConfigError, MAX_SQS_MESSAGE_BYTES, MAX_VISIBILITY, MAX_WAIT, TAG_PREFIX};
 
+/// Time allowed around a job inside SQS's 12 h visibility cap: from the
+/// receive to the job's start, and from its end to its hand-back.
+const START_AND_SETTLE: Duration = Duration::from_secs(60);
+
 impl Config {
     pub(super) fn validate(&self, path: &Path) -> Result<(), ConfigError> {
         let bad = |field: &str, problem: String, fix: &str| ConfigError::Invalid {
@@ -97,6 +101,25 @@ impl Config {
                 "job.timeout",
                 format!("is {}", j.timeout),
                 "set it above 0s and at most 12h (a message cannot stay invisible longer)",
+            ));
+        }
+        // SQS refuses to keep a message invisible past 12 h from its
+        // receive: a job's timeout, its kill grace and a minute to start it
+        // and hand its message back must fit, or a renewal is refused while
+        // the job still runs (and another worker gets the message).
+        if j.timeout
+            .0
+            .saturating_add(j.kill_grace.0)
+            .saturating_add(START_AND_SETTLE)
+            > MAX_VISIBILITY
+        {
+            return Err(bad(
+                "job.timeout",
+                format!(
+                    "is {} with job.kill_grace {}: together over 11h59m",
+                    j.timeout, j.kill_grace
+                ),
+                "keep job.timeout + job.kill_grace within 12h minus a minute (SQS keeps a message invisible for at most 12h from its receive)",
             ));
         }
         if j.kill_grace.0 >= j.timeout.0 {
@@ -205,12 +228,19 @@ impl Config {
                 ));
             }
         }
-        for key in j.env.keys() {
+        for (key, value) in &j.env {
             if key.is_empty() || key.contains('=') || key.contains('\0') {
                 return Err(bad(
                     "job.env",
                     format!("has an invalid variable name {key:?}"),
                     "use names without '=' or NUL",
+                ));
+            }
+            if value.contains('\0') {
+                return Err(bad(
+                    &format!("job.env.{key}"),
+                    "contains a NUL byte (no process environment can hold one)".into(),
+                    "remove the NUL byte from the value",
                 ));
             }
         }

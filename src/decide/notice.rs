@@ -129,13 +129,80 @@ pub enum Reaction {
     Ignore,
     /// Stop receiving. Running jobs get until `stop_jobs_in` (from now; `None`
     /// = their own timeouts), then SIGTERM, `kill_grace`, SIGKILL, and their
-    /// messages are handed back. `lifecycle`: complete the terminate hook
-    /// when drained.
+    /// messages are handed back. With `kill_in`, SIGKILL comes no later
+    /// than that (from now), whatever `kill_grace` is: a deadline that is
+    /// not the agent's (a spot interruption). `lifecycle`: complete the
+    /// terminate hook when drained.
     Drain {
         reason: String,
+        cause: DrainCause,
         stop_jobs_in: Option<Duration>,
+        kill_in: Option<Duration>,
         lifecycle: bool,
     },
+}
+
+/// Which notice a drain is for: it decides how the drain ends.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DrainCause {
+    Spot,
+    Rebalance,
+    /// The scheduled event's id.
+    Maintenance(String),
+    /// The group is terminating the instance (the lifecycle hook).
+    Terminating,
+}
+
+/// How a drain for a notice ends, when it does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DrainEnd {
+    /// Not yet (or never: the instance is going away).
+    Stay,
+    /// Take work again: the notice is gone.
+    Resume,
+    /// Leave the group through the normal leave path (taking work again if
+    /// the group refuses, e.g. at MinSize).
+    Leave,
+}
+
+/// What a drain for `cause` does on `event`. A withdrawn spot notice (a
+/// stop or hibernate that AWS cancelled), a withdrawn rebalance
+/// recommendation and a maintenance event that is over or cancelled end
+/// it: the instance takes work again. Nothing ends a drain for the group's
+/// own termination.
+pub fn drain_ends_on(cause: &DrainCause, event: &Event) -> DrainEnd {
+    match (cause, event) {
+        (DrainCause::Spot, Event::SpotWithdrawn) => DrainEnd::Resume,
+        (DrainCause::Rebalance, Event::RebalanceWithdrawn) => DrainEnd::Resume,
+        (DrainCause::Maintenance(id), Event::MaintenanceWithdrawn(gone)) if id == gone => {
+            DrainEnd::Resume
+        }
+        _ => DrainEnd::Stay,
+    }
+}
+
+/// What a drain for `cause` does once every job has ended. A rebalance
+/// recommendation means elevated interruption risk that does not pass:
+/// the drained instance leaves its group (a replacement is the group's
+/// business). A spot interruption or maintenance waits for its time (or
+/// its withdrawal); the group's own termination waits for the group.
+pub fn when_drained(cause: &DrainCause) -> DrainEnd {
+    match cause {
+        DrainCause::Rebalance => DrainEnd::Leave,
+        DrainCause::Spot | DrainCause::Maintenance(_) | DrainCause::Terminating => DrainEnd::Stay,
+    }
+}
+
+/// When to signal running jobs so that every one is gone by `deadline`:
+/// SIGTERM `grace` before it (or now, if that has passed), SIGKILL at it
+/// (or now). Returns (SIGTERM in, SIGKILL in), from `now`.
+pub fn kill_schedule(
+    now: SystemTime,
+    deadline: SystemTime,
+    grace: Duration,
+) -> (Duration, Duration) {
+    let kill = deadline.duration_since(now).unwrap_or(Duration::ZERO);
+    (kill.saturating_sub(grace), kill)
 }
 
 /// Decides the reaction to `event` at `now`.
@@ -148,10 +215,10 @@ pub fn reaction(event: &Event, rules: &NoticeRules, now: SystemTime) -> Reaction
     match event {
         Event::Spot(n) => {
             let deadline = n.time.checked_sub(rules.spot_margin).unwrap_or(n.time);
-            let left = deadline.duration_since(now).unwrap_or(Duration::ZERO);
+            let (term_in, kill_in) = kill_schedule(now, deadline, rules.kill_grace);
             let stop_in = match (rules.spot_signal_jobs, n.action) {
                 (SpotSignal::Immediately, _) | (_, SpotAction::Hibernate) => Duration::ZERO,
-                (SpotSignal::AtDeadline, _) => left.saturating_sub(rules.kill_grace),
+                (SpotSignal::AtDeadline, _) => term_in,
             };
             Reaction::Drain {
                 reason: format!(
@@ -159,7 +226,9 @@ pub fn reaction(event: &Event, rules: &NoticeRules, now: SystemTime) -> Reaction
                     n.action.name(),
                     humantime::format_rfc3339_seconds(n.time)
                 ),
+                cause: DrainCause::Spot,
                 stop_jobs_in: Some(stop_in),
+                kill_in: Some(kill_in),
                 lifecycle: false,
             }
         }
@@ -168,19 +237,25 @@ pub fn reaction(event: &Event, rules: &NoticeRules, now: SystemTime) -> Reaction
             RebalanceAction::Log => Reaction::Report,
             RebalanceAction::Drain => Reaction::Drain {
                 reason: "rebalance recommendation".into(),
+                cause: DrainCause::Rebalance,
                 stop_jobs_in: None,
+                kill_in: None,
                 lifecycle: false,
             },
         },
         Event::Lifecycle(_, to) if to == "Terminated" => Reaction::Drain {
             reason: "Auto Scaling is terminating this instance (target lifecycle state Terminated)"
                 .into(),
+            cause: DrainCause::Terminating,
             stop_jobs_in: Some(rules.drain_timeout),
+            kill_in: None,
             lifecycle: true,
         },
         Event::MaintenanceDue(m) => Reaction::Drain {
             reason: format!("scheduled maintenance {} ({})", m.id, m.code),
+            cause: DrainCause::Maintenance(m.id.clone()),
             stop_jobs_in: None,
+            kill_in: None,
             lifecycle: false,
         },
         _ => Reaction::Report,
@@ -195,124 +270,4 @@ pub fn maintenance_due(m: &Maintenance, lead: Duration, now: SystemTime) -> bool
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use proptest::prelude::*;
-
-    const S: fn(u64) -> Duration = Duration::from_secs;
-
-    fn rules(kill_grace: Duration, drain_timeout: Duration) -> NoticeRules {
-        NoticeRules {
-            spot_margin: S(15),
-            spot_signal_jobs: SpotSignal::AtDeadline,
-            rebalance: RebalanceAction::Log,
-            kill_grace,
-            drain_timeout,
-        }
-    }
-
-    #[test]
-    fn spot_jobs_are_signalled_grace_before_the_deadline() {
-        let md = rules(S(10), S(60)); // margin 15 s
-        let now = SystemTime::UNIX_EPOCH + S(1000);
-        let n = Event::Spot(SpotNotice {
-            action: SpotAction::Terminate,
-            time: now + S(120),
-        });
-        let Reaction::Drain { stop_jobs_in, .. } = reaction(&n, &md, now) else {
-            panic!()
-        };
-        assert_eq!(stop_jobs_in, Some(S(95)));
-        let md2 = NoticeRules {
-            spot_signal_jobs: SpotSignal::Immediately,
-            ..md
-        };
-        let Reaction::Drain { stop_jobs_in, .. } = reaction(&n, &md2, now) else {
-            panic!()
-        };
-        assert_eq!(stop_jobs_in, Some(S(0)));
-        let late = Event::Spot(SpotNotice {
-            action: SpotAction::Stop,
-            time: now + S(5),
-        });
-        let Reaction::Drain { stop_jobs_in, .. } = reaction(&late, &md, now) else {
-            panic!()
-        };
-        assert_eq!(stop_jobs_in, Some(S(0)));
-    }
-
-    #[test]
-    fn rebalance_follows_configuration_and_does_not_drain_by_default() {
-        let ev = Event::Rebalance(SystemTime::UNIX_EPOCH);
-        let now = SystemTime::UNIX_EPOCH;
-        assert_eq!(reaction(&ev, &rules(S(1), S(1)), now), Reaction::Report);
-        let ignore = NoticeRules {
-            rebalance: RebalanceAction::Ignore,
-            ..rules(S(1), S(1))
-        };
-        assert_eq!(reaction(&ev, &ignore, now), Reaction::Ignore);
-        let drain = NoticeRules {
-            rebalance: RebalanceAction::Drain,
-            ..rules(S(1), S(1))
-        };
-        assert!(matches!(
-            reaction(&ev, &drain, now),
-            Reaction::Drain {
-                stop_jobs_in: None,
-                ..
-            }
-        ));
-    }
-
-    #[test]
-    fn lifecycle_terminated_drains_like_shutdown() {
-        let ev = Event::Lifecycle(Some("InService".into()), "Terminated".into());
-        let r = reaction(&ev, &rules(S(1), S(60)), SystemTime::UNIX_EPOCH);
-        assert!(
-            matches!(r, Reaction::Drain { stop_jobs_in: Some(d), lifecycle: true, .. } if d == S(60))
-        );
-        let standby = Event::Lifecycle(None, "Standby".into());
-        assert_eq!(
-            reaction(&standby, &rules(S(1), S(60)), SystemTime::UNIX_EPOCH),
-            Reaction::Report
-        );
-    }
-
-    #[test]
-    fn maintenance_is_due_within_its_lead() {
-        let now = SystemTime::UNIX_EPOCH + S(10_000);
-        let mut m = Maintenance {
-            id: "e".into(),
-            code: "system-reboot".into(),
-            description: String::new(),
-            not_before: Some(now + S(600)),
-            state: "active".into(),
-        };
-        assert!(maintenance_due(&m, S(600), now));
-        assert!(!maintenance_due(&m, S(599), now));
-        m.not_before = Some(now - S(5));
-        assert!(maintenance_due(&m, S(0), now), "already past NotBefore");
-        m.not_before = None;
-        assert!(!maintenance_due(&m, Duration::MAX, now));
-    }
-
-    proptest! {
-        #[test]
-        fn spot_jobs_are_stopped_before_the_deadline(in_secs in 0u64..600, margin in 0u64..120, grace in 0u64..60) {
-            let md = NoticeRules { spot_margin: S(margin), ..rules(S(grace), S(60)) };
-            let now = SystemTime::UNIX_EPOCH + S(10_000);
-            let ev = Event::Spot(SpotNotice { action: SpotAction::Terminate, time: now + S(in_secs) });
-            let Reaction::Drain { stop_jobs_in: Some(stop), .. } = reaction(&ev, &md, now) else { panic!() };
-            // SIGKILL (stop + grace) never lands after the deadline, unless the deadline has already passed.
-            let deadline = in_secs.saturating_sub(margin);
-            prop_assert!(stop + S(grace) <= S(deadline).max(S(grace)));
-        }
-
-        #[test]
-        fn maintenance_due_never_panics(nb in proptest::option::of(0u64..u64::MAX / 4), lead in 0u64..u64::MAX, now in 0u64..u64::MAX / 4) {
-            let m = Maintenance { id: String::new(), code: String::new(), description: String::new(),
-                not_before: nb.map(|s| SystemTime::UNIX_EPOCH + S(s)), state: String::new() };
-            let _ = maintenance_due(&m, S(lead), SystemTime::UNIX_EPOCH + S(now));
-        }
-    }
-}
+mod tests;

@@ -1,7 +1,12 @@
 //! What a job's end means for its message (README, "The job contract"):
-//! exit 0 deletes; any other end hands the message back — with backoff by
-//! receive count after a failure, timeout or rejection, at once after a
-//! stop by the agent.
+//! exit 0 deletes, whenever it comes (also in the kill grace after a
+//! SIGTERM); a failure, a timeout or a message that cannot be run (too
+//! large) spends one of the message's receives: it comes back after a
+//! backoff by receive count, and the queue's redrive policy dead-letters
+//! it after `maxReceiveCount`. An end that is not the job's doing — the
+//! command could not start (the agent's fault), or the instance stopped
+//! the job (shutdown, spot, rebalance, lifecycle, leaving) — is handed
+//! back without spending the job's budget.
 
 use std::time::Duration;
 
@@ -18,8 +23,11 @@ pub enum Exit {
     TimedOut,
     /// drainerd asked it to stop (shutdown, notice); drainerd stopped it.
     Stopped,
-    /// Could not be started, or not run at all (with why).
+    /// Could not be started: the agent's fault (a missing command, a
+    /// deleted working directory, no file descriptors, ...), with why.
     SpawnFailed(String),
+    /// Not run because of the message itself (too large), with why.
+    Rejected(String),
 }
 
 impl Exit {
@@ -35,7 +43,8 @@ impl Exit {
             Exit::Signal(s) => format!("signal {s}"),
             Exit::TimedOut => format!("timed out after {timeout}"),
             Exit::Stopped => "stopped by drainerd".into(),
-            Exit::SpawnFailed(e) => format!("not run: {e}"),
+            Exit::SpawnFailed(e) => format!("could not start: {e}"),
+            Exit::Rejected(e) => format!("not run: {e}"),
         }
     }
 }
@@ -49,19 +58,24 @@ pub enum JobOutcome {
     Failed,
     /// Ran past job.timeout: stopped, handed back with backoff.
     TimedOut,
-    /// Stopped by the agent (shutdown): handed back at once.
+    /// Stopped by the instance (shutdown, interruption, leaving): handed
+    /// back at once, its budget untouched.
     HandedBack,
-    /// Not run (too large, could not start): handed back with backoff.
+    /// Not run because of the message (too large): handed back with backoff.
     Rejected,
+    /// The command could not start (the agent's fault): handed back at
+    /// once, its budget untouched.
+    NotStarted,
 }
 
 impl JobOutcome {
-    pub const ALL: [JobOutcome; 5] = [
+    pub const ALL: [JobOutcome; 6] = [
         JobOutcome::Succeeded,
         JobOutcome::Failed,
         JobOutcome::TimedOut,
         JobOutcome::HandedBack,
         JobOutcome::Rejected,
+        JobOutcome::NotStarted,
     ];
     pub fn name(self) -> &'static str {
         match self {
@@ -70,6 +84,7 @@ impl JobOutcome {
             JobOutcome::TimedOut => "timed_out",
             JobOutcome::HandedBack => "handed_back",
             JobOutcome::Rejected => "rejected",
+            JobOutcome::NotStarted => "not_started",
         }
     }
 }
@@ -78,17 +93,73 @@ impl JobOutcome {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Action {
     Delete,
-    /// Make visible again after this long (0 = at once).
+    /// Make visible again after this long (0 = at once). The next receive
+    /// counts towards the queue's `maxReceiveCount`.
     Release(Duration),
+    /// Hand back for another worker at once without spending a receive of
+    /// the job's budget: a copy is sent (counting the interruption) and the
+    /// original deleted once the copy is accepted ([`hand_back`] says when
+    /// that is not possible and it falls back to `Release(0)`).
+    HandBack,
 }
 
 impl Action {
-    /// "delete" or "visible again in 20s", for the log.
+    /// "delete", "visible again in 20s" or "handed back", for the log.
     pub fn describe(self) -> String {
         match self {
             Action::Delete => "delete".into(),
             Action::Release(v) => format!("visible again in {}s", v.as_secs()),
+            Action::HandBack => "handed back (its receive budget untouched)".into(),
         }
+    }
+}
+
+/// How an instance-caused hand-back is carried out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HandBackBy {
+    /// Send a copy (same body and attributes, the interruption counted),
+    /// then delete the original.
+    Copy,
+    /// Make the original visible at once: the next receive counts towards
+    /// `maxReceiveCount` (why, for the log).
+    Release(&'static str),
+}
+
+/// Start failures in a row after which an instance stops taking work: a
+/// broken box (missing command, deleted working directory, no file
+/// descriptors) would otherwise be the fastest consumer of the fleet,
+/// bouncing every message it receives.
+pub const START_FAILURES_TO_CLOSE: u32 = 3;
+
+/// Whether `in_a_row` start failures close intake.
+pub fn close_intake_after(in_a_row: u32) -> bool {
+    in_a_row >= START_FAILURES_TO_CLOSE
+}
+
+/// SQS allows this many message attributes.
+pub const MAX_ATTRIBUTES: usize = 10;
+
+/// Whether a hand-back can be a copy: not on a FIFO queue (a copy would go
+/// to the tail of its message group, after messages meant to run after
+/// it), not when the message already has 10 attributes and none of them
+/// is the interruption counter (no room to add it), not once SQS refused
+/// SendMessage (the queue policy or the role does not allow it).
+pub fn hand_back(
+    fifo: bool,
+    attributes: usize,
+    has_counter: bool,
+    copies_allowed: bool,
+) -> HandBackBy {
+    if fifo {
+        HandBackBy::Release(
+            "a FIFO queue keeps a message's place in its group only if it is not copied",
+        )
+    } else if !copies_allowed {
+        HandBackBy::Release("SendMessage is not allowed on this queue")
+    } else if attributes >= MAX_ATTRIBUTES && !has_counter {
+        HandBackBy::Release("the message already has 10 attributes (SQS's limit)")
+    } else {
+        HandBackBy::Copy
     }
 }
 
@@ -106,8 +177,9 @@ pub fn decide(exit: &Exit, receive_count: u32, backoff: Backoff) -> (Action, Job
         e if e.success() => (Action::Delete, JobOutcome::Succeeded),
         Exit::Code(_) | Exit::Signal(_) => (later(), JobOutcome::Failed),
         Exit::TimedOut => (later(), JobOutcome::TimedOut),
-        Exit::SpawnFailed(_) => (later(), JobOutcome::Rejected),
-        Exit::Stopped => (Action::Release(Duration::ZERO), JobOutcome::HandedBack),
+        Exit::Rejected(_) => (later(), JobOutcome::Rejected),
+        Exit::SpawnFailed(_) => (Action::HandBack, JobOutcome::NotStarted),
+        Exit::Stopped => (Action::HandBack, JobOutcome::HandedBack),
     }
 }
 
@@ -139,7 +211,48 @@ mod tests {
         );
         assert_eq!(
             decide(&Exit::Stopped, 5, c),
-            (Action::Release(Duration::ZERO), JobOutcome::HandedBack)
+            (Action::HandBack, JobOutcome::HandedBack)
         );
+    }
+
+    #[test]
+    fn agent_faults_and_interruptions_spend_no_receive() {
+        let c = Backoff {
+            base: Duration::from_secs(10),
+            max: Duration::from_secs(60),
+        };
+        for exit in [Exit::Stopped, Exit::SpawnFailed("no such file".into())] {
+            assert_eq!(decide(&exit, 1, c).0, Action::HandBack, "{exit:?}");
+        }
+        assert_eq!(
+            decide(&Exit::Rejected("too large".into()), 1, c),
+            (
+                Action::Release(Duration::from_secs(10)),
+                JobOutcome::Rejected
+            ),
+            "a message that cannot run is the message's fault"
+        );
+    }
+
+    #[test]
+    fn a_hand_back_is_a_copy_unless_it_cannot_be() {
+        assert_eq!(hand_back(false, 3, false, true), HandBackBy::Copy);
+        assert_eq!(
+            hand_back(false, 10, true, true),
+            HandBackBy::Copy,
+            "the counter is replaced"
+        );
+        assert!(matches!(
+            hand_back(false, 10, false, true),
+            HandBackBy::Release(_)
+        ));
+        assert!(matches!(
+            hand_back(true, 0, false, true),
+            HandBackBy::Release(_)
+        ));
+        assert!(matches!(
+            hand_back(false, 0, false, false),
+            HandBackBy::Release(_)
+        ));
     }
 }

@@ -10,7 +10,7 @@ use std::collections::VecDeque;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use super::queue::{Call, EntryFailure, Queue, QueueError, Receipt, Received};
+use super::queue::{Call, Copy, EntryFailure, Queue, QueueError, Receipt, Received};
 
 /// How the fake answers one batch call.
 #[derive(Debug, Clone)]
@@ -64,9 +64,11 @@ pub fn message(id: &str) -> Received {
     Received {
         id: id.into(),
         receipt: Receipt(format!("r-{id}")),
-        body: format!("body of {id}"),
+        body: bytes::Bytes::from(format!("body of {id}")),
         receive_count: 1,
+        interruptions: 0,
         attributes: Vec::new(),
+        raw_attributes: Vec::new(),
         received_at: tokio::time::Instant::now(),
     }
 }
@@ -129,6 +131,7 @@ fn error(api: &'static str) -> QueueError {
         kind: "scripted".into(),
         detail: "scripted failure".into(),
         missing: false,
+        denied: false,
     }
 }
 
@@ -156,6 +159,13 @@ impl Queue for FakeQueue {
     fn delete_batch<'a>(&'a self, receipts: &'a [&'a Receipt]) -> Call<'a, Vec<EntryFailure>> {
         let entries = receipts.iter().map(|r| (r.0.clone(), None)).collect();
         self.answer("DeleteMessageBatch", entries)
+    }
+    fn send_copies<'a>(&'a self, copies: &'a [Copy]) -> Call<'a, Vec<EntryFailure>> {
+        let entries = copies
+            .iter()
+            .map(|c| (String::from_utf8_lossy(&c.body).into_owned(), None))
+            .collect();
+        self.answer("SendMessageBatch", entries)
     }
     fn change_visibility_batch<'a>(
         &'a self,

@@ -23,10 +23,15 @@ pub struct Load {
     pub held: usize,
     /// Jobs running.
     pub running: usize,
-    /// Intake is closed for good (shutdown, notice, or leaving).
+    /// Intake is closed (shutdown, notice, or leaving).
     pub draining: bool,
     /// Intake is paused (the fleet task is about to leave the group).
     pub paused: bool,
+    /// Jobs could not start this many times in a row.
+    pub start_failures: u32,
+    /// Intake is closed because jobs cannot start (the agent's fault);
+    /// the receiver probes and opens it again.
+    pub cannot_start: bool,
     /// When the last job ended, if none runs now (`None` while busy).
     pub idle_since: Option<SystemTime>,
 }
@@ -97,14 +102,48 @@ impl Occupancy {
         Running(self.clone())
     }
 
-    /// Intake is closed for good.
+    /// Intake is closed (a shutdown, a notice, leaving).
     pub fn close_intake(&self) {
         self.change(|l| l.draining = true);
+    }
+
+    /// Intake is open (at start, and when a drain for a notice ends).
+    pub fn open_intake(&self) {
+        self.change(|l| l.draining = false);
     }
 
     /// Pauses (or resumes) intake: no receive starts while paused.
     pub fn pause(&self, on: bool) {
         self.change(|l| l.paused = on);
+    }
+
+    /// A job could not start. `true` when this failure closed intake
+    /// ([`crate::decide::outcome::close_intake_after`] in a row).
+    pub fn start_failed(&self) -> bool {
+        let mut closed = false;
+        self.change(|l| {
+            l.start_failures = l.start_failures.saturating_add(1);
+            if !l.cannot_start && crate::decide::outcome::close_intake_after(l.start_failures) {
+                l.cannot_start = true;
+                closed = true;
+            }
+        });
+        closed
+    }
+
+    /// A job started: the start failures in a row are over.
+    pub fn start_succeeded(&self) {
+        if self.now().start_failures > 0 {
+            self.change(|l| l.start_failures = 0);
+        }
+    }
+
+    /// The start probe passed: intake opens again.
+    pub fn can_start_again(&self) {
+        self.change(|l| {
+            l.cannot_start = false;
+            l.start_failures = 0;
+        });
     }
 
     /// Waits until `ready(load)` holds.

@@ -21,7 +21,8 @@ use nix::sys::signal::{killpg, Signal};
 use nix::unistd::Pid;
 use tokio::io::AsyncWriteExt;
 use tokio::process::Command;
-use tokio::time::{sleep_until, timeout, Instant};
+use tokio::sync::watch;
+use tokio::time::{sleep_until, timeout, timeout_at, Instant};
 use tokio_util::sync::CancellationToken;
 
 use super::output::{forward, LineBudget};
@@ -34,10 +35,13 @@ pub struct JobSpec {
     pub working_dir: Option<PathBuf>,
     /// Variables added to the inherited environment.
     pub env: Vec<(String, String)>,
-    pub stdin: Vec<u8>,
+    pub stdin: bytes::Bytes,
     /// When the job is stopped for running too long.
     pub deadline: Instant,
     pub kill_grace: Duration,
+    /// SIGKILL no later than this, whatever `kill_grace` (a spot
+    /// interruption's deadline); set by the supervisor while the job runs.
+    pub kill_by: watch::Receiver<Option<Instant>>,
     pub message_id: Arc<str>,
     pub line_max: usize,
 }
@@ -68,6 +72,45 @@ fn base_env() -> &'static [(std::ffi::OsString, std::ffi::OsString)] {
             })
             .collect()
     })
+}
+
+/// Whether the job's command could start now, as far as can be told
+/// without running it: `argv0` is an executable file (a bare name is
+/// looked up in `PATH`, as exec does) and `working_dir`, if set, is a
+/// directory. For `check-config` and for probing after start failures.
+///
+/// # Errors
+/// What is missing, named.
+pub fn can_start(argv0: &str, working_dir: Option<&std::path::Path>) -> Result<(), String> {
+    use nix::unistd::{access, AccessFlags};
+    if let Some(dir) = working_dir {
+        if !dir.is_dir() {
+            return Err(format!(
+                "working directory {} is not a directory",
+                dir.display()
+            ));
+        }
+    }
+    let executable = |p: &std::path::Path| p.is_file() && access(p, AccessFlags::X_OK).is_ok();
+    if argv0.contains('/') {
+        let p = match working_dir {
+            Some(dir) if !argv0.starts_with('/') => dir.join(argv0),
+            _ => PathBuf::from(argv0),
+        };
+        return if executable(&p) {
+            Ok(())
+        } else if p.exists() {
+            Err(format!("{argv0} is not an executable file"))
+        } else {
+            Err(format!("{argv0} does not exist"))
+        };
+    }
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    if std::env::split_paths(&path).any(|d| executable(&d.join(argv0))) {
+        Ok(())
+    } else {
+        Err(format!("{argv0} is not an executable in PATH"))
+    }
 }
 
 /// The child's stdin: a pipe already holding as much of `body` as fits
@@ -196,12 +239,18 @@ pub async fn run(
             Err(e) => Exit::SpawnFailed(format!("wait failed: {e}")),
         },
         () = sleep_until(spec.deadline) => {
-            terminate(&mut child, &group, spec.kill_grace).await;
-            Exit::TimedOut
+            let kill_by = *spec.kill_by.borrow();
+            match terminate(&mut child, &group, spec.kill_grace, kill_by).await {
+                Some(0) => Exit::Code(0),
+                _ => Exit::TimedOut,
+            }
         }
         () = stop.cancelled() => {
-            terminate(&mut child, &group, spec.kill_grace).await;
-            Exit::Stopped
+            let kill_by = *spec.kill_by.borrow();
+            match terminate(&mut child, &group, spec.kill_grace, kill_by).await {
+                Some(0) => Exit::Code(0),
+                _ => Exit::Stopped,
+            }
         }
     };
 
@@ -249,48 +298,29 @@ async fn forward_some<R: tokio::io::AsyncRead + Unpin>(
     }
 }
 
-/// SIGTERM to the group, up to `grace` for the leader to exit, then SIGKILL
-/// to the group.
-async fn terminate(child: &mut tokio::process::Child, group: &ProcessGroup, grace: Duration) {
+/// SIGTERM to the group, up to `grace` (but never past `kill_by`) for the
+/// leader to exit, then SIGKILL to the group. Returns the leader's exit
+/// code if it exited by itself within the grace: exit 0 then is success,
+/// whenever it comes.
+async fn terminate(
+    child: &mut tokio::process::Child,
+    group: &ProcessGroup,
+    grace: Duration,
+    kill_by: Option<Instant>,
+) -> Option<i32> {
     group.signal(Signal::SIGTERM);
-    if timeout(grace, child.wait()).await.is_err() {
-        group.signal(Signal::SIGKILL);
-        let _ = child.wait().await;
+    let until = Instant::now() + grace;
+    let until = kill_by.map_or(until, |k| k.min(until));
+    match timeout_at(until, child.wait()).await {
+        Ok(Ok(status)) => status.code(),
+        Ok(Err(_)) => None,
+        Err(_) => {
+            group.signal(Signal::SIGKILL);
+            let _ = child.wait().await;
+            None
+        }
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// Runs `sh -c script` with `body` on stdin.
-    async fn run_sh(script: &str, body: Vec<u8>) -> Exit {
-        let spec = JobSpec {
-            argv: vec!["/bin/sh".into(), "-c".into(), script.into()],
-            working_dir: None,
-            env: Vec::new(),
-            stdin: body,
-            deadline: Instant::now() + Duration::from_secs(30),
-            kill_grace: Duration::from_secs(1),
-            message_id: Arc::from("m-1"),
-            line_max: 1000,
-        };
-        let budget = Arc::new(LineBudget::new(100));
-        run(spec, CancellationToken::new(), budget, Arc::default()).await
-    }
-
-    #[tokio::test]
-    async fn the_whole_body_arrives_on_stdin_small_empty_or_past_the_pipe() {
-        // Small: written before the child starts. Empty: EOF at once.
-        // 300 kB: more than a pipe holds, so the rest is written while the
-        // child reads.
-        for n in [5usize, 0, 300_000] {
-            let script = format!("test \"$(wc -c)\" -eq {n}");
-            assert_eq!(
-                run_sh(&script, vec![b'x'; n]).await,
-                Exit::Code(0),
-                "{n} bytes"
-            );
-        }
-    }
-}
+mod tests;

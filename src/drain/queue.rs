@@ -20,18 +20,85 @@ impl fmt::Debug for Receipt {
     }
 }
 
+/// The message attribute that counts how often instances handed a job
+/// back (shutdown, spot, rebalance, lifecycle, leaving, a command that
+/// could not start) by sending a copy: jobs see it as
+/// `DRAINERD_INTERRUPTIONS`.
+pub const INTERRUPTIONS_ATTRIBUTE: &str = "drainerd-interruptions";
+
+/// One message attribute as SQS holds it, for a faithful copy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Attribute {
+    pub name: String,
+    /// `String`, `Number`, `Binary`, or one with a custom suffix.
+    pub data_type: String,
+    pub value: AttributeValue,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AttributeValue {
+    Text(String),
+    Binary(Vec<u8>),
+}
+
 /// One received message, in plain values.
 #[derive(Debug, Clone)]
 pub struct Received {
     pub id: String,
     pub receipt: Receipt,
-    pub body: String,
-    /// `ApproximateReceiveCount`: 1 on first delivery.
+    /// Shared, not copied: the job's stdin, and a hand-back's copy.
+    pub body: bytes::Bytes,
+    /// `ApproximateReceiveCount`: 1 on first delivery (of this copy).
     pub receive_count: u32,
+    /// Times instances handed the job back by copy
+    /// ([`INTERRUPTIONS_ATTRIBUTE`]).
+    pub interruptions: u32,
     /// String and Number message attributes as (sanitized name, value).
     pub attributes: Vec<(String, String)>,
+    /// Every message attribute as SQS holds it.
+    pub raw_attributes: Vec<Attribute>,
     /// When ReceiveMessage answered with it.
     pub received_at: tokio::time::Instant,
+}
+
+/// A copy of a message to hand back: its body and attributes, with the
+/// interruption counter set to `interruptions`.
+#[derive(Debug, Clone)]
+pub struct Copy {
+    pub body: bytes::Bytes,
+    pub attributes: Vec<Attribute>,
+    pub interruptions: u32,
+}
+
+impl Copy {
+    /// Its attributes as sent: the originals without the old counter, and
+    /// the new counter.
+    pub fn attributes(&self) -> impl Iterator<Item = Attribute> + '_ {
+        self.attributes
+            .iter()
+            .filter(|a| a.name != INTERRUPTIONS_ATTRIBUTE)
+            .cloned()
+            .chain(std::iter::once(Attribute {
+                name: INTERRUPTIONS_ATTRIBUTE.into(),
+                data_type: "Number".into(),
+                value: AttributeValue::Text(self.interruptions.to_string()),
+            }))
+    }
+    /// The bytes SQS counts against a batch's payload limit.
+    pub fn size(&self) -> usize {
+        self.body.len()
+            + self
+                .attributes()
+                .map(|a| {
+                    a.name.len()
+                        + a.data_type.len()
+                        + match &a.value {
+                            AttributeValue::Text(t) => t.len(),
+                            AttributeValue::Binary(b) => b.len(),
+                        }
+                })
+                .sum::<usize>()
+    }
 }
 
 /// A failed queue call, with enough to log and to classify.
@@ -46,6 +113,8 @@ pub struct QueueError {
     pub detail: String,
     /// The queue does not exist (or is not ours to see).
     pub missing: bool,
+    /// The call is not allowed (queue policy, role): retrying cannot help.
+    pub denied: bool,
 }
 
 /// A batch entry that SQS refused.
@@ -76,6 +145,12 @@ pub trait Queue: Send + Sync + 'static {
         &'a self,
         entries: &'a [(&'a Receipt, Duration)],
     ) -> Call<'a, Vec<EntryFailure>>;
+    /// Sends up to 10 copies of messages being handed back.
+    fn send_copies<'a>(&'a self, copies: &'a [Copy]) -> Call<'a, Vec<EntryFailure>>;
+    /// A FIFO queue (its URL ends in `.fifo`).
+    fn fifo(&self) -> bool {
+        self.url().ends_with(".fifo")
+    }
 }
 
 #[cfg(test)]

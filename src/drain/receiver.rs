@@ -17,7 +17,7 @@ use tokio_util::task::TaskTracker;
 use super::occupancy::Hold;
 use super::queue::{Queue, QueueError, Received};
 use super::runner::{self, JobContext};
-use super::settle::{Action, Request};
+use super::settle::Request;
 use super::slots::Slots;
 use crate::control::Task;
 use crate::decide::backoff::error_backoff;
@@ -25,6 +25,10 @@ use crate::decide::backoff::error_backoff;
 /// How long a receive waits for more slots to free up once one has: short
 /// against any job, long enough that jobs ending together share a request.
 const GATHER: Duration = Duration::from_millis(25);
+/// While jobs cannot start, the command is probed this long after intake
+/// closed, then ever less often, up to [`PROBE_MAX`].
+const PROBE_FIRST: Duration = Duration::from_secs(5);
+const PROBE_MAX: Duration = Duration::from_secs(60);
 /// A receive that has not answered this long after its long poll ended is
 /// abandoned (and counted as a failure): a receive that never answers would
 /// silently stop the agent.
@@ -60,7 +64,34 @@ impl Task for Receiver {
         let mut last_kind: Option<String> = None;
         let mut last_logged = Instant::now();
         let mut seq: u64 = 0;
+        let mut probe_in = PROBE_FIRST;
         loop {
+            // Jobs cannot start (the agent's fault): take no work; probe
+            // the command now and then, and take work again once it can.
+            if occupancy.now().cannot_start {
+                tokio::select! {
+                    biased;
+                    () = intake.cancelled() => return,
+                    () = sleep(probe_in) => {}
+                }
+                let (argv0, dir) = {
+                    let c = ctx.config.borrow();
+                    (c.job.command[0].clone(), c.job.working_dir.clone())
+                };
+                match super::process::can_start(&argv0, dir.as_deref()) {
+                    Ok(()) => {
+                        tracing::info!(command = %argv0, "the job command can start again: taking work");
+                        occupancy.can_start_again();
+                        ctx.counters.set_start_problem(None);
+                        probe_in = PROBE_FIRST;
+                    }
+                    Err(e) => {
+                        tracing::debug!(error = %e, retry_in = ?probe_in, "jobs still cannot start");
+                        probe_in = (probe_in * 2).min(PROBE_MAX);
+                    }
+                }
+                continue;
+            }
             // Paused (the fleet task is about to leave the group): wait.
             tokio::select! {
                 biased;
@@ -77,7 +108,8 @@ impl Task for Receiver {
                 let c = ctx.config.borrow();
                 (c.queue.wait_time.0, c.queue.lease.0)
             };
-            if occupancy.now().paused {
+            let now = occupancy.now();
+            if now.paused || now.cannot_start {
                 continue;
             }
             let receiving = occupancy.receiving();
@@ -92,6 +124,7 @@ impl Task for Receiver {
                     kind: "no answer".into(),
                     detail: format!("no answer within {bound:?}"),
                     missing: false,
+                    denied: false,
                 }),
             };
             match r {
@@ -119,12 +152,7 @@ impl Task for Receiver {
                             permits.next()
                         };
                         let Some(permit) = permit else {
-                            let _ = ctx.settle.send(Request {
-                                message_id: Arc::from(m.id.as_str()),
-                                receipt: m.receipt,
-                                action: Action::Release(Duration::ZERO),
-                                hold,
-                            });
+                            let _ = ctx.settle.send(Request::hand_back(&m, hold));
                             continue;
                         };
                         seq += 1;

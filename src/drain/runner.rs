@@ -19,7 +19,7 @@ use super::process::{self, Exit, JobSpec};
 use super::queue::Received;
 use super::settle::Request;
 use crate::config::Config;
-use crate::decide::outcome::{self, Backoff, JobOutcome};
+use crate::decide::outcome::{self, Action, Backoff, JobOutcome};
 use crate::status::counters::{Counters, RecentJob};
 use crate::tracking::{failure_state, job_id_of, JobState, Recorder, Update};
 
@@ -34,6 +34,8 @@ pub struct JobContext {
     pub occupancy: Arc<Occupancy>,
     /// Job-state tracking (never waited on: `record` only queues).
     pub recorder: Option<Arc<Recorder>>,
+    /// SIGKILL no later than this (a spot interruption's deadline).
+    pub kill_by: watch::Receiver<Option<Instant>>,
 }
 
 /// The failure backoff the configuration asks for.
@@ -55,12 +57,12 @@ fn tracked_outcome(
 ) -> Update {
     let state = match outcome {
         JobOutcome::Succeeded => JobState::Succeeded,
-        JobOutcome::HandedBack => JobState::HandedBack,
+        JobOutcome::HandedBack | JobOutcome::NotStarted => JobState::HandedBack,
         JobOutcome::Failed | JobOutcome::TimedOut | JobOutcome::Rejected => {
             failure_state(m.receive_count, max_receives)
         }
     };
-    let mut u = Update::new(job_id, state, m.receive_count);
+    let mut u = Update::new(job_id, state, attempt(m));
     u.message_id = Some(m.id.clone());
     u.exit_code = match exit {
         Exit::Code(c) => Some(*c),
@@ -68,6 +70,13 @@ fn tracked_outcome(
     };
     u.duration = Some(duration);
     u
+}
+
+/// The job's attempt for tracking: its deliveries across hand-back copies
+/// (each copy starts its own receive count), so a later run never looks
+/// older than an earlier one.
+fn attempt(m: &Received) -> u32 {
+    m.receive_count.saturating_add(m.interruptions)
 }
 
 /// The environment a job sees on top of the agent's.
@@ -91,6 +100,7 @@ pub fn job_env(
     env.push(("DRAINERD_JOB_ID".into(), job_id.into()));
     env.push(("DRAINERD_MESSAGE_ID".into(), m.id.clone()));
     env.push(("DRAINERD_RECEIVE_COUNT".into(), m.receive_count.to_string()));
+    env.push(("DRAINERD_INTERRUPTIONS".into(), m.interruptions.to_string()));
     env.push(("DRAINERD_QUEUE_URL".into(), queue_url.into()));
     env.push((
         "DRAINERD_DEADLINE".into(),
@@ -105,7 +115,7 @@ pub fn job_env(
 pub async fn run(
     ctx: Arc<JobContext>,
     key: u64,
-    mut m: Received,
+    m: Received,
     hold: Hold,
     permit: OwnedSemaphorePermit,
     stop: CancellationToken,
@@ -117,13 +127,13 @@ pub async fn run(
     let message_id: Arc<str> = Arc::from(m.id.as_str());
     let job_id = job_id_of(&m.id, &m.attributes);
     if let Some(t) = &ctx.recorder {
-        let mut u = Update::new(&job_id, JobState::Running, m.receive_count);
+        let mut u = Update::new(&job_id, JobState::Running, attempt(&m));
         u.message_id = Some(m.id.clone());
         t.record(u);
     }
 
     let exit = if m.body.len() > cfg.queue.max_message_bytes {
-        Exit::SpawnFailed(format!(
+        Exit::Rejected(format!(
             "message body is {} bytes, above queue.max_message_bytes {}",
             m.body.len(),
             cfg.queue.max_message_bytes
@@ -152,16 +162,26 @@ pub async fn run(
                 SystemTime::now() + timeout,
                 &cfg,
             ),
-            // The body is not needed after this: move it, not copy it (up to
-            // 1 MiB per job).
-            stdin: std::mem::take(&mut m.body).into_bytes(),
+            // Shared, not copied (up to 1 MiB per job): a hand-back's copy
+            // may need it after the job.
+            stdin: m.body.clone(),
             deadline,
             kill_grace: cfg.job.kill_grace.0,
+            kill_by: ctx.kill_by.clone(),
             message_id: message_id.clone(),
             line_max: cfg.job.log_line_max,
         };
         counters.start_latency.observe(m.received_at.elapsed());
         let exit = process::run(spec, stop, ctx.budget.clone(), counters.clone()).await;
+        match &exit {
+            Exit::SpawnFailed(why) => {
+                if ctx.occupancy.start_failed() {
+                    tracing::error!(error = %why, in_a_row = crate::decide::outcome::START_FAILURES_TO_CLOSE, "jobs cannot start: stopped taking work; messages go back without spending their receives; probing every 30s, and taking work again once the command can start");
+                    counters.set_start_problem(Some(why.clone()));
+                }
+            }
+            _ => ctx.occupancy.start_succeeded(),
+        }
         if let Some(lease) = ctx.leases.remove(key) {
             if Instant::now() > lease.visible_until && !lease.lost {
                 counters.lease_lost();
@@ -205,11 +225,16 @@ pub async fn run(
     }
     // The settler only stops once every job has ended, so this send is
     // taken; were it not, the message would reappear after its lease.
-    let _ = ctx.settle.send(Request {
-        message_id,
-        receipt: m.receipt,
-        action,
-        hold,
-    });
+    let request = match action {
+        Action::HandBack => Request::hand_back(&m, hold),
+        action => Request {
+            message_id,
+            receipt: m.receipt,
+            action,
+            hold,
+            copy: None,
+        },
+    };
+    let _ = ctx.settle.send(request);
     drop(permit);
 }

@@ -17,6 +17,11 @@ pub enum Request {
     /// Stop taking work, let running jobs finish, then leave the group. The
     /// answer comes once the request is accepted (before the drain).
     Leave(oneshot::Sender<Result<(), Refusal>>),
+    /// The supervisor has drained for a notice that will not pass (a
+    /// rebalance recommendation): leave the group now. The answer comes
+    /// after the attempt: `Err` says why the instance is still a member
+    /// (the supervisor then takes work again).
+    LeaveDrained(oneshot::Sender<Result<(), String>>),
 }
 
 /// Why a button press was not carried out.
@@ -30,6 +35,45 @@ pub enum Refusal {
 }
 
 impl Membership {
+    /// Leaves the group for a drained supervisor (a rebalance drain), as
+    /// the fleet logic would: never below MinSize, never with work in
+    /// hand. `true` once left; the answer says so either way.
+    pub(super) async fn leave_drained(
+        &self,
+        protected: &mut bool,
+        reply: oneshot::Sender<Result<(), String>>,
+    ) -> bool {
+        if self.cfg.dry_run {
+            tracing::info!("dry run: would leave the group after the rebalance drain");
+            let _ = reply.send(Err("fleet.dry_run is on".into()));
+            return false;
+        }
+        let refused = match self.accept_leave().await {
+            Ok(()) => None,
+            Err(Refusal::Conflict(m) | Refusal::Unavailable(m)) => Some(m),
+        };
+        let result = match refused {
+            Some(m) => Err(m),
+            None => self.leave(protected).await,
+        };
+        match result {
+            Ok(()) => {
+                self.inbox
+                    .send(Control::Left(
+                        "left the group: drained for a rebalance recommendation".into(),
+                    ))
+                    .await;
+                let _ = reply.send(Ok(()));
+                true
+            }
+            Err(why) => {
+                self.occupancy.pause(false);
+                let _ = reply.send(Err(why));
+                false
+            }
+        }
+    }
+
     /// The spawn button: desired capacity +1, never above MaxSize.
     pub(super) async fn spawn(&self) -> Result<u32, Refusal> {
         match self.asg.spawn_one().await {

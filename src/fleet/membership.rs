@@ -134,6 +134,9 @@ impl Membership {
                                 Some(Request::Leave(reply)) => {
                                     let _ = reply.send(Err(Refusal::Conflict(LOOKING_UP.into())));
                                 }
+                                Some(Request::LeaveDrained(reply)) => {
+                                    let _ = reply.send(Err(LOOKING_UP.into()));
+                                }
                                 None => requests_open = false,
                             },
                         }
@@ -173,6 +176,14 @@ impl Membership {
                         if !leave_requested {
                             continue;
                         }
+                    }
+                    Some(Request::LeaveDrained(reply)) => {
+                        if self.leave_drained(&mut protected, reply).await {
+                            self.wait_for_the_end(stop).await;
+                            return;
+                        }
+                        group = None;
+                        continue;
                     }
                     None => {
                         requests_open = false;

@@ -22,15 +22,18 @@ pub enum Api {
     DeleteMessageBatch,
     ChangeMessageVisibilityBatch,
     GetQueueUrl,
+    /// Copies of handed-back messages.
+    SendMessageBatch,
 }
 
 impl Api {
-    pub const ALL: [Api; 5] = [
+    pub const ALL: [Api; 6] = [
         Api::GetQueueAttributes,
         Api::ReceiveMessage,
         Api::DeleteMessageBatch,
         Api::ChangeMessageVisibilityBatch,
         Api::GetQueueUrl,
+        Api::SendMessageBatch,
     ];
     pub fn name(self) -> &'static str {
         match self {
@@ -39,6 +42,7 @@ impl Api {
             Api::ReceiveMessage => "ReceiveMessage",
             Api::DeleteMessageBatch => "DeleteMessageBatch",
             Api::ChangeMessageVisibilityBatch => "ChangeMessageVisibilityBatch",
+            Api::SendMessageBatch => "SendMessageBatch",
         }
     }
 }
@@ -82,15 +86,17 @@ pub struct Messages {
     pub lease_renewals: u64,
     /// Jobs whose lease ran out while they ran: possible duplicates.
     pub leases_lost: u64,
+    /// Hand-backs carried out by a copy (their receive budget untouched).
+    pub copied: u64,
     pub output_lines_logged: u64,
     pub output_lines_dropped: u64,
 }
 
 #[derive(Default)]
 pub struct Counters {
-    requests_ok: [AtomicU64; 5],
-    requests_err: [AtomicU64; 5],
-    jobs: [AtomicU64; 5],
+    requests_ok: [AtomicU64; 6],
+    requests_err: [AtomicU64; 6],
+    jobs: [AtomicU64; 6],
     received: AtomicU64,
     deleted: AtomicU64,
     delete_failures: AtomicU64,
@@ -98,6 +104,7 @@ pub struct Counters {
     release_failures: AtomicU64,
     lease_renewals: AtomicU64,
     leases_lost: AtomicU64,
+    copied: AtomicU64,
     output_lines_logged: AtomicU64,
     output_lines_dropped: AtomicU64,
     /// Auto Scaling calls by API and result.
@@ -115,6 +122,7 @@ pub struct Counters {
     fleet_verdict: Mutex<FleetVerdict>,
     fleet_line: Mutex<Option<String>>,
     notice: Mutex<Option<String>>,
+    start_problem: Mutex<Option<String>>,
     slots: AtomicU64,
     /// Unix milliseconds of the supervisor loop's last tick (0: not started).
     loop_tick: AtomicU64,
@@ -181,6 +189,9 @@ impl Counters {
     pub fn lease_lost(&self) {
         self.leases_lost.fetch_add(1, Relaxed);
     }
+    pub fn copied(&self) {
+        self.copied.fetch_add(1, Relaxed);
+    }
     pub fn output_line(&self, logged: bool) {
         let c = if logged {
             &self.output_lines_logged
@@ -198,6 +209,7 @@ impl Counters {
             release_failures: self.release_failures.load(Relaxed),
             lease_renewals: self.lease_renewals.load(Relaxed),
             leases_lost: self.leases_lost.load(Relaxed),
+            copied: self.copied.load(Relaxed),
             output_lines_logged: self.output_lines_logged.load(Relaxed),
             output_lines_dropped: self.output_lines_dropped.load(Relaxed),
         }
@@ -280,6 +292,14 @@ impl Counters {
     pub fn notice(&self) -> Option<String> {
         self.notice.lock().expect("counters lock").clone()
     }
+    /// Why jobs cannot start, while intake is closed for it (`None`
+    /// clears it).
+    pub fn set_start_problem(&self, why: Option<String>) {
+        *self.start_problem.lock().expect("counters lock") = why;
+    }
+    pub fn start_problem(&self) -> Option<String> {
+        self.start_problem.lock().expect("counters lock").clone()
+    }
     /// The target lifecycle state last read from instance metadata.
     pub fn set_lifecycle_state(&self, state: String) {
         *self.lifecycle_state.lock().expect("counters lock") = Some(state);
@@ -341,6 +361,13 @@ impl Counters {
         if let Some(n) = self.notice.lock().expect("counters lock").as_deref() {
             s.push_str(" · ");
             s.push_str(n);
+        }
+        if load.cannot_start {
+            s.push_str(" · jobs cannot start");
+            if let Some(why) = self.start_problem() {
+                s.push_str(": ");
+                s.push_str(&why);
+            }
         }
         if let Some(t) = load.idle_since {
             let idle = SystemTime::now().duration_since(t).unwrap_or_default();

@@ -108,6 +108,7 @@ pub fn render(s: &Snapshot, stats: &Counters) -> String {
         ("timed_out", s.jobs.timed_out),
         ("handed_back", s.jobs.handed_back),
         ("rejected", s.jobs.rejected),
+        ("not_started", s.jobs.not_started),
     ] {
         o.sample("drainerd_jobs_total", &[("outcome", outcome)], n as f64);
     }
@@ -139,8 +140,14 @@ pub fn render(s: &Snapshot, stats: &Counters) -> String {
     o.one(
         "drainerd_messages_handed_back_total",
         "counter",
-        "Messages made visible again (failures with backoff, hand-backs on stop or notice).",
+        "Messages made visible again (failures with backoff, hand-backs that could not be copies).",
         m.released as f64,
+    );
+    o.one(
+        "drainerd_messages_copied_total",
+        "counter",
+        "Hand-backs for another worker carried out by a copy (interruptions and start failures; the job's receive budget untouched).",
+        m.copied as f64,
     );
     o.head(
         "drainerd_settle_failures_total",
@@ -337,58 +344,4 @@ pub fn render(s: &Snapshot, stats: &Counters) -> String {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::decide::outcome::JobOutcome;
-    use crate::status::counters::RecentJob;
-    use crate::status::snapshot::snapshot_now;
-    use std::time::Duration;
-
-    #[test]
-    fn exposition_has_escaped_labels_and_cumulative_buckets() {
-        let stats = Counters::default();
-        let job = RecentJob {
-            message_id: "m".into(),
-            finished_at: "2026-11-22T10:00:00Z".into(),
-            duration_seconds: 0.003,
-            outcome: JobOutcome::Succeeded.name(),
-            exit: "exit 0".into(),
-            receive_count: 1,
-        };
-        stats.job_finished(JobOutcome::Succeeded, job, Duration::from_millis(3));
-        stats.job_seconds.observe(Duration::from_secs(2));
-        stats.job_seconds.observe(Duration::from_secs(7200));
-        let s = snapshot_now(&stats, "http://q/\"x\"\\y", false);
-        let text = render(&s, &stats);
-        assert!(text.contains(r#"queue_url="http://q/\"x\"\\y""#), "{text}");
-        assert!(text.contains("drainerd_jobs_total{outcome=\"succeeded\"} 1\n"));
-        assert!(text.contains("drainerd_job_duration_seconds_bucket{le=\"0.0025\"} 0\n"));
-        assert!(text.contains("drainerd_job_duration_seconds_bucket{le=\"0.005\"} 1\n"));
-        assert!(text.contains("drainerd_job_duration_seconds_bucket{le=\"2.5\"} 2\n"));
-        assert!(text.contains("drainerd_job_duration_seconds_bucket{le=\"3600\"} 2\n"));
-        assert!(text.contains("drainerd_job_duration_seconds_bucket{le=\"+Inf\"} 3\n"));
-        assert!(text.contains("drainerd_job_duration_seconds_count 3\n"));
-        // Queue gauges are absent until figures were read, tracking
-        // counters while tracking is off.
-        assert!(!text.contains("drainerd_queue_messages{"));
-        assert!(!text.contains("drainerd_tracking_updates_total"));
-    }
-
-    #[test]
-    fn tracking_writes_are_counted_by_result_once_tracking_is_on() {
-        let stats = Counters::default();
-        let t = std::sync::Arc::new(crate::tracking::RecorderStats::default());
-        t.written.store(7, std::sync::atomic::Ordering::Relaxed);
-        t.dropped.store(2, std::sync::atomic::Ordering::Relaxed);
-        stats.set_tracking(t);
-        let text = render(&snapshot_now(&stats, "http://q", false), &stats);
-        for line in [
-            "drainerd_tracking_updates_total{result=\"written\"} 7\n",
-            "drainerd_tracking_updates_total{result=\"stale\"} 0\n",
-            "drainerd_tracking_updates_total{result=\"failed\"} 0\n",
-            "drainerd_tracking_updates_total{result=\"dropped\"} 2\n",
-        ] {
-            assert!(text.contains(line), "{line}{text}");
-        }
-    }
-}
+mod tests;

@@ -69,6 +69,13 @@ pub fn render(s: &Snapshot) -> String {
         esc(s.version),
         esc(&s.generated_at),
     );
+    if let Some(why) = &s.agent.cannot_start {
+        let _ = write!(
+            o,
+            "<p class=bad id=cannot-start>✖ jobs cannot start: {} — not taking work; messages go back without spending their receives; probing until the command can start</p>",
+            esc(why)
+        );
+    }
     if let Some(n) = &s.agent.notice {
         let _ = write!(o, "<p class=warn id=notice>⚠ {}</p>", esc(n));
     }
@@ -91,7 +98,13 @@ pub fn render(s: &Snapshot) -> String {
         &mut o,
         "handed-back",
         &s.jobs.handed_back.to_string(),
-        "handed back",
+        "handed back (interrupted)",
+    );
+    card(
+        &mut o,
+        "not-started",
+        &s.jobs.not_started.to_string(),
+        "could not start",
     );
     card(
         &mut o,

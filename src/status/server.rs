@@ -149,10 +149,11 @@ impl Server {
                 if s.agent.ready {
                     reply(StatusCode::OK, TEXT, "ready\n")
                 } else {
-                    let why = match s.agent.state {
-                        "starting" => "starting: the queue has not answered yet",
-                        "draining" => "draining: not taking work",
-                        _ => "the queue does not answer",
+                    let why = match (s.agent.state, &s.agent.cannot_start) {
+                        ("starting", _) => "starting: the queue has not answered yet".to_string(),
+                        ("draining", _) => "draining: not taking work".to_string(),
+                        (_, Some(e)) => format!("jobs cannot start ({e}): not taking work"),
+                        _ => "the queue does not answer".to_string(),
                     };
                     reply(StatusCode::SERVICE_UNAVAILABLE, TEXT, format!("{why}\n"))
                 }

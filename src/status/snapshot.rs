@@ -53,6 +53,8 @@ pub struct AgentView {
     /// Seconds since the last job ended; `null` while jobs run.
     pub idle_seconds: Option<u64>,
     pub notice: Option<String>,
+    /// Why jobs cannot start, while the agent takes no work for it.
+    pub cannot_start: Option<String>,
     pub uptime_seconds: u64,
 }
 
@@ -61,8 +63,13 @@ pub struct JobsView {
     pub succeeded: u64,
     pub failed: u64,
     pub timed_out: u64,
+    /// Stopped by the instance (shutdown, interruption, leaving) and handed
+    /// back without spending a receive.
     pub handed_back: u64,
     pub rejected: u64,
+    /// The command could not start (the agent's fault); handed back
+    /// without spending a receive.
+    pub not_started: u64,
     /// Newest first.
     pub recent: Vec<RecentJob>,
 }
@@ -77,6 +84,9 @@ pub struct MessagesView {
     pub held: u64,
     pub lease_renewals: u64,
     pub leases_lost: u64,
+    /// Hand-backs carried out by sending a copy (the receive budget
+    /// untouched); the rest were made visible again.
+    pub copied: u64,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -218,7 +228,7 @@ pub fn snapshot(
                 (true, false) => "running",
                 (true, true) => "draining",
             },
-            ready: started && live.queue_ok && !draining,
+            ready: started && live.queue_ok && !draining && !load.cannot_start,
             healthy,
             slots: counters.slots(),
             running: load.running as u64,
@@ -226,6 +236,9 @@ pub fn snapshot(
                 .idle_since
                 .map(|t| now.duration_since(t).unwrap_or_default().as_secs()),
             notice: counters.notice(),
+            cannot_start: load
+                .cannot_start
+                .then(|| counters.start_problem().unwrap_or_default()),
             uptime_seconds: now
                 .duration_since(live.started)
                 .unwrap_or_default()
@@ -237,6 +250,7 @@ pub fn snapshot(
             timed_out: counters.jobs(JobOutcome::TimedOut),
             handed_back: counters.jobs(JobOutcome::HandedBack),
             rejected: counters.jobs(JobOutcome::Rejected),
+            not_started: counters.jobs(JobOutcome::NotStarted),
             recent: counters.recent_jobs(),
         },
         messages: MessagesView {
@@ -248,6 +262,7 @@ pub fn snapshot(
             held: load.held as u64,
             lease_renewals: messages.lease_renewals,
             leases_lost: messages.leases_lost,
+            copied: messages.copied,
         },
         queue: QueueView {
             url: queue_url.to_string(),

@@ -76,6 +76,11 @@ pub(super) enum Hook {
 }
 
 impl Hook {
+    /// No terminate notice has come.
+    pub(super) fn is_idle(&self) -> bool {
+        matches!(self, Hook::Idle)
+    }
+
     /// A terminate notice: start heartbeating the hook (once).
     pub(super) fn begin(&mut self, asg: Option<Arc<AutoScaling>>, cfg: &Config, tasks: &Tasks) {
         if matches!(self, Hook::Idle) {

@@ -11,6 +11,7 @@
 //! settled. Reload (`reload.rs`) and the terminate lifecycle hook
 //! (`lifecycle.rs`) are carried out from here too.
 
+mod intake;
 pub mod lifecycle;
 pub mod reload;
 pub mod wiring;
@@ -18,28 +19,27 @@ pub mod wiring;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::{sleep, sleep_until, Instant};
-use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
 
 use crate::aws::autoscaling::AutoScaling;
 use crate::aws::sqs::Sqs;
 use crate::config::{Config, ConfigError};
 use crate::control::{Control, Tasks};
 use crate::decide::backoff::error_backoff;
-use crate::decide::notice::{self, Reaction};
+use crate::decide::notice::{self, DrainEnd, Reaction};
 use crate::drain::heartbeat::{Heartbeat, Leases};
 use crate::drain::occupancy::Occupancy;
 use crate::drain::output::LineBudget;
 use crate::drain::queue::Queue;
-use crate::drain::receiver::Receiver;
 use crate::drain::runner::JobContext;
 use crate::drain::settle::Settler;
 use crate::drain::slots::Slots;
+use crate::fleet::Request as FleetRequest;
 use crate::status::counters::Counters;
 use crate::system::notify::Notifier;
 use crate::tracking::Recorder;
+use intake::{DrainState, Opener, Phase};
 use lifecycle::{log_notice, Hook};
 
 /// How long the tasks may take to stop at exit (the settler flushing within
@@ -72,6 +72,8 @@ pub struct Agent {
     pub notifier: Notifier,
     /// This instance's group membership, when known (for the lifecycle hook).
     pub asg: Option<Arc<AutoScaling>>,
+    /// The fleet task's requests (leaving after a rebalance drain).
+    pub fleet: Option<mpsc::Sender<FleetRequest>>,
     /// Reads the configuration again (for SIGHUP).
     pub reload: Box<dyn Fn() -> Result<Config, ConfigError> + Send>,
     /// Job-state tracking, when `[tracking]` is enabled.
@@ -100,52 +102,6 @@ pub async fn run(config: Config, config_path: std::path::PathBuf) -> Result<(), 
     drain(agent, control).await
 }
 
-/// Where the drain is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Phase {
-    /// Intake open.
-    Running,
-    /// Intake closed; running jobs finish or are stopped at `stop_at`.
-    Draining,
-    /// Intake closed and every job ended.
-    Drained,
-}
-
-#[derive(Debug)]
-struct DrainState {
-    phase: Phase,
-    /// Exit once drained (SIGTERM, or the receiver failed), rather than
-    /// stay up idle.
-    exit: bool,
-    /// When running jobs are stopped (the earliest asked for).
-    stop_at: Option<Instant>,
-    /// The receiver ended abnormally.
-    failed: bool,
-}
-
-impl DrainState {
-    /// Closes intake (once) and moves the stop deadline earlier if asked.
-    fn close_intake(
-        &mut self,
-        intake: &CancellationToken,
-        occupancy: &Occupancy,
-        stop_in: Option<Duration>,
-    ) {
-        if self.phase == Phase::Running {
-            self.phase = Phase::Draining;
-        }
-        occupancy.close_intake();
-        intake.cancel();
-        if let Some(d) = stop_in {
-            let at = Instant::now().checked_add(d);
-            self.stop_at = match (self.stop_at, at) {
-                (Some(s), Some(a)) => Some(s.min(a)),
-                (s, a) => s.or(a),
-            };
-        }
-    }
-}
-
 /// Checks the queue, starts the drain's tasks and runs its phases until it
 /// has drained and should exit.
 ///
@@ -159,6 +115,7 @@ pub async fn drain(agent: Agent, mut control: mpsc::Receiver<Control>) -> Result
         occupancy,
         notifier,
         asg,
+        fleet,
         reload,
         recorder,
         tasks,
@@ -196,9 +153,9 @@ pub async fn drain(agent: Agent, mut control: mpsc::Receiver<Control>) -> Result
     let (config_tx, config_rx) = watch::channel(Arc::new(config));
     let leases = Arc::new(Leases::default());
     let (settle_tx, settle_rx) = mpsc::unbounded_channel();
-    let intake = tasks.child();
-    let stop_jobs = tasks.child();
-    let jobs = TaskTracker::new();
+    // A deadline that is not the agent's (a spot interruption): running
+    // jobs are SIGKILLed by it whatever their grace.
+    let (kill_tx, kill_by) = watch::channel(None::<Instant>);
 
     tasks.start_until_exit(Settler {
         queue: queue.clone(),
@@ -220,37 +177,34 @@ pub async fn drain(agent: Agent, mut control: mpsc::Receiver<Control>) -> Result
         counters: counters.clone(),
         occupancy: occupancy.clone(),
         recorder: recorder.clone(),
+        kill_by,
     });
-    let mut receiver = tasks.start(
-        Receiver {
-            queue,
-            slots: slots.clone(),
-            ctx,
-            jobs: jobs.clone(),
-            stop_jobs: stop_jobs.clone(),
-        },
-        intake.clone(),
-    );
+    let opener = Opener {
+        tasks: tasks.clone(),
+        queue,
+        slots: slots.clone(),
+        ctx,
+        occupancy: occupancy.clone(),
+        kill_by: kill_tx,
+    };
+    let mut intake = opener.open();
 
     let mut status = counters.summary(&occupancy.now());
     notifier.ready(&status);
     tracing::info!(queue_url = %sqs.url, slots = slots.size(), "drainerd ready: draining the queue");
 
-    let mut st = DrainState {
-        phase: Phase::Running,
-        exit: false,
-        stop_at: None,
-        failed: false,
-    };
+    let mut st = DrainState::new();
     let mut hook = Hook::default();
     let mut control_open = true;
-    let mut receiver_done = false;
+    // A leave asked of the fleet task after a drain, until it answers.
+    let mut leaving: Option<oneshot::Receiver<Result<(), String>>> = None;
     let watchdog_every = notifier
         .watchdog_interval()
         .unwrap_or(Duration::from_secs(3600));
     let mut watchdog = tokio::time::interval(watchdog_every);
     let mut status_tick = tokio::time::interval(Duration::from_secs(1));
     loop {
+        let mut resume = false;
         tokio::select! {
             c = control.recv(), if control_open => {
                 control_open = c.is_some();
@@ -267,13 +221,14 @@ pub async fn drain(agent: Agent, mut control: mpsc::Receiver<Control>) -> Result
                         }
                     }
                     Control::Shutdown => {
-                        if !stop_jobs.is_cancelled() {
+                        if !intake.stop_jobs.is_cancelled() {
                             tracing::info!(running = leases.len(), "second shutdown request: stopping jobs now and handing their messages back");
-                            stop_jobs.cancel();
+                            intake.stop_jobs.cancel();
                         }
                     }
                     Control::Reload => reload::apply(&reload, &config_tx, &slots, &budget, &counters),
                     Control::Left(reason) => {
+                        st.left = true;
                         st.close_intake(&intake, &occupancy, None);
                         counters.set_notice(Some(reason.clone()));
                         status = counters.summary(&occupancy.now());
@@ -288,10 +243,22 @@ pub async fn drain(agent: Agent, mut control: mpsc::Receiver<Control>) -> Result
                         let cfg = config_rx.borrow().clone();
                         let r = notice::reaction(&event, &cfg.notice_rules(), SystemTime::now());
                         log_notice(&event, &r, &counters);
-                        if let Reaction::Drain { reason, stop_jobs_in, lifecycle } = r {
+                        if let Some(cause) = &st.cause {
+                            if notice::drain_ends_on(cause, &event) == DrainEnd::Resume
+                                && st.may_resume(hook.is_idle())
+                            {
+                                tracing::info!(notice = ?event, "the notice the drain was for is gone: taking work again");
+                                resume = true;
+                            }
+                        }
+                        if let Reaction::Drain { reason, cause, stop_jobs_in, kill_in, lifecycle } = r {
                             tracing::warn!(reason = %reason, running = leases.len(), stop_jobs_in = ?stop_jobs_in, "draining: stopped receiving");
                             counters.set_notice(Some(reason));
+                            st.cause.get_or_insert(cause);
                             st.close_intake(&intake, &occupancy, stop_jobs_in);
+                            if let Some(at) = kill_in.and_then(|k| Instant::now().checked_add(k)) {
+                                opener.kill_by.send_modify(|k| *k = Some(k.map_or(at, |k| k.min(at))));
+                            }
                             if lifecycle {
                                 hook.begin(asg.clone(), &cfg, &tasks);
                             }
@@ -302,13 +269,13 @@ pub async fn drain(agent: Agent, mut control: mpsc::Receiver<Control>) -> Result
                     }
                 }
             },
-            () = async { sleep_until(st.stop_at.expect("checked")).await }, if st.stop_at.is_some() && !stop_jobs.is_cancelled() => {
+            () = async { sleep_until(st.stop_at.expect("checked")).await }, if st.stop_at.is_some() && !intake.stop_jobs.is_cancelled() => {
                 tracing::info!(running = leases.len(), "drain deadline reached: stopping jobs and handing their messages back");
-                stop_jobs.cancel();
+                intake.stop_jobs.cancel();
             }
-            r = &mut receiver, if !receiver_done => {
-                receiver_done = true;
-                jobs.close();
+            r = &mut intake.receiver, if !intake.receiver_done => {
+                intake.receiver_done = true;
+                intake.jobs.close();
                 if let Err(e) = r {
                     tracing::error!(error = %e, "receiver task ended abnormally; draining and exiting");
                     st.failed = true;
@@ -317,14 +284,41 @@ pub async fn drain(agent: Agent, mut control: mpsc::Receiver<Control>) -> Result
                     st.close_intake(&intake, &occupancy, Some(drain));
                 }
             }
-            () = jobs.wait(), if receiver_done && st.phase != Phase::Drained => {
+            () = intake.jobs.wait(), if intake.receiver_done && st.phase != Phase::Drained => {
                 st.phase = Phase::Drained;
                 let cfg = config_rx.borrow().clone();
                 hook.complete(&asg, &cfg, &occupancy, &tasks);
                 if st.exit {
                     break;
                 }
-                tracing::info!("drained: every message settled; receiving stays off until drainerd is restarted");
+                let then = st.cause.as_ref().map_or(DrainEnd::Stay, notice::when_drained);
+                let asked = match (then, &fleet) {
+                    (DrainEnd::Leave, Some(fleet)) if st.may_resume(hook.is_idle()) => {
+                        let (tx, rx) = oneshot::channel();
+                        fleet.try_send(FleetRequest::LeaveDrained(tx)).is_ok().then_some(rx)
+                    }
+                    _ => None,
+                };
+                if let Some(rx) = asked {
+                    tracing::info!("drained for a rebalance recommendation: leaving the group");
+                    leaving = Some(rx);
+                } else {
+                    // Not in a group (or the fleet logic is off): nothing to
+                    // leave; the drain ends when the notice is gone.
+                    tracing::info!("drained: every message settled; receiving stays off until the notice is gone or drainerd is restarted");
+                }
+            }
+            r = async { leaving.as_mut().expect("checked").await }, if leaving.is_some() => {
+                leaving = None;
+                let failed = match r {
+                    Ok(Ok(())) => None,
+                    Ok(Err(why)) => Some(why),
+                    Err(_) => Some("the fleet task stopped".to_string()),
+                };
+                if let Some(why) = failed.filter(|_| st.may_resume(hook.is_idle())) {
+                    tracing::warn!(reason = %why, "could not leave the group after the drain: taking work again");
+                    resume = true;
+                }
             }
             _ = watchdog.tick() => notifier.watchdog(),
             _ = status_tick.tick() => {
@@ -335,6 +329,13 @@ pub async fn drain(agent: Agent, mut control: mpsc::Receiver<Control>) -> Result
                     status = s;
                 }
             }
+        }
+        if resume {
+            intake = opener.reopen(intake);
+            st.resumed();
+            counters.set_notice(None);
+            status = counters.summary(&occupancy.now());
+            notifier.status(&status);
         }
     }
     // Every job has handed its message to the settler: stopping the tree

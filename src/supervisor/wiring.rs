@@ -190,7 +190,7 @@ pub async fn start(
             &sqs,
             asg.clone(),
             identity.as_ref(),
-            fleet_requests,
+            fleet_requests.clone(),
             &tasks,
         )
         .await;
@@ -203,6 +203,7 @@ pub async fn start(
         occupancy,
         notifier: Notifier::from_env(),
         asg,
+        fleet: fleet_requests,
         reload: Box::new(move || Config::load(&config_path, &ProcessEnv)),
         recorder,
         tasks,

@@ -171,20 +171,21 @@ pub async fn receive_one(
     ))
 }
 
-/// Receives as a second consumer until message `id` arrives or `limit`
+/// Receives as a second consumer until the message with id or body
+/// `id_or_body` arrives (a hand-back's copy has a new id) or `limit`
 /// passes. Returns whether it arrived and every message received on the
 /// way (each stays invisible for 30 s, so a test must look at these rather
 /// than receive them again).
 pub async fn receive_until(
     sqs: &aws_sdk_sqs::Client,
     url: &str,
-    id: &str,
+    id_or_body: &str,
     limit: Duration,
 ) -> (bool, Vec<(String, String, u32)>) {
     let seen = std::sync::Mutex::new(Vec::new());
     let found = eventually(limit, || async {
         let m = receive_one(sqs, url, 1).await?;
-        let hit = (m.0 == id).then_some(());
+        let hit = (m.0 == id_or_body || m.1 == id_or_body).then_some(());
         seen.lock().unwrap().push(m);
         hit
     })

@@ -12,19 +12,24 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use aws_sdk_sqs::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_sqs::primitives::Blob;
 use aws_sdk_sqs::types::{
-    ChangeMessageVisibilityBatchRequestEntry, DeleteMessageBatchRequestEntry, Message,
-    MessageSystemAttributeName, QueueAttributeName,
+    ChangeMessageVisibilityBatchRequestEntry, DeleteMessageBatchRequestEntry,
+    MessageAttributeValue, MessageSystemAttributeName, QueueAttributeName,
+    SendMessageBatchRequestEntry,
 };
 
 mod plain;
-use plain::attributes_env;
 pub use plain::{
-    parse_queue_arn, parse_redrive_policy, queue_missing, sanitize_attr_name, Depths, RedrivePolicy,
+    access_denied, parse_queue_arn, parse_redrive_policy, queue_missing, sanitize_attr_name,
+    Depths, RedrivePolicy,
 };
+use plain::{entry_failures, to_received};
 
 use crate::config::QueueConfig;
-use crate::drain::queue::{Call, EntryFailure, Queue, QueueError, Receipt, Received};
+use crate::drain::queue::{
+    AttributeValue, Call, Copy, EntryFailure, Queue, QueueError, Receipt, Received,
+};
 use crate::status::counters::{Api, Counters};
 
 /// The queue being drained.
@@ -72,6 +77,7 @@ impl Sqs {
         self.counters.request(api, false);
         let code = err.code().map(str::to_string);
         let missing = queue_missing(code.as_deref());
+        let denied = code.as_deref().is_some_and(access_denied);
         let kind = code.unwrap_or_else(|| match err {
             SdkError::DispatchFailure(_) => "dispatch".into(),
             SdkError::TimeoutError(_) => "timeout".into(),
@@ -84,6 +90,7 @@ impl Sqs {
             kind,
             detail: DisplayErrorContext(err).to_string(),
             missing,
+            denied,
         }
     }
 
@@ -161,6 +168,7 @@ impl Sqs {
                 kind: "bad ARN".into(),
                 detail: format!("the redrive policy names {arn:?}, not an SQS queue ARN"),
                 missing: false,
+                denied: false,
             });
         };
         let r = self
@@ -217,13 +225,19 @@ impl Sqs {
             .wait_time_seconds(wait.as_secs() as i32)
             .visibility_timeout(lease.as_secs().min(i32::MAX as u64) as i32)
             .message_system_attribute_names(MessageSystemAttributeName::ApproximateReceiveCount)
+            .message_system_attribute_names(MessageSystemAttributeName::MessageGroupId)
             .message_attribute_names("All")
             .send()
             .await;
         match r {
             Ok(out) => {
                 self.counters.request(Api::ReceiveMessage, true);
-                Ok(out.messages().iter().filter_map(to_received).collect())
+                Ok(out
+                    .messages
+                    .unwrap_or_default()
+                    .into_iter()
+                    .filter_map(to_received)
+                    .collect())
             }
             Err(e) => Err(self.error(Api::ReceiveMessage, &e)),
         }
@@ -291,6 +305,43 @@ impl Sqs {
     }
 }
 
+impl Sqs {
+    async fn send_copies_call(&self, copies: &[Copy]) -> Result<Vec<EntryFailure>, QueueError> {
+        let entries = copies
+            .iter()
+            .enumerate()
+            .map(|(i, c)| {
+                let mut b = SendMessageBatchRequestEntry::builder()
+                    .id(i.to_string())
+                    .message_body(String::from_utf8_lossy(&c.body));
+                for a in c.attributes() {
+                    let v = MessageAttributeValue::builder().data_type(a.data_type);
+                    let v = match a.value {
+                        AttributeValue::Text(t) => v.string_value(t),
+                        AttributeValue::Binary(b) => v.binary_value(Blob::new(b)),
+                    };
+                    b = b.message_attributes(a.name, v.build().expect("data type is set"));
+                }
+                b.build().expect("id and body are set")
+            })
+            .collect();
+        let r = self
+            .client
+            .send_message_batch()
+            .queue_url(&self.url)
+            .set_entries(Some(entries))
+            .send()
+            .await;
+        match r {
+            Ok(out) => {
+                self.counters.request(Api::SendMessageBatch, true);
+                Ok(entry_failures(out.failed()))
+            }
+            Err(e) => Err(self.error(Api::SendMessageBatch, &e)),
+        }
+    }
+}
+
 impl Queue for Sqs {
     fn url(&self) -> &str {
         &self.url
@@ -307,42 +358,7 @@ impl Queue for Sqs {
     ) -> Call<'a, Vec<EntryFailure>> {
         Box::pin(self.change_visibility_call(entries))
     }
-}
-
-fn entry_failures(failed: &[aws_sdk_sqs::types::BatchResultErrorEntry]) -> Vec<EntryFailure> {
-    failed
-        .iter()
-        .map(|f| EntryFailure {
-            index: f.id().parse().unwrap_or(usize::MAX),
-            code: f.code().to_string(),
-            message: f.message().unwrap_or_default().to_string(),
-            sender_fault: f.sender_fault(),
-        })
-        .collect()
-}
-
-/// Plain values from an SDK message. A message without an id or receipt
-/// handle cannot be acted on; it is skipped (SQS redelivers it after the
-/// lease) and the caller logs the count.
-fn to_received(m: &Message) -> Option<Received> {
-    let (Some(id), Some(receipt)) = (m.message_id(), m.receipt_handle()) else {
-        tracing::warn!("SQS returned a message without id or receipt handle; skipped, it will be redelivered after the lease");
-        return None;
-    };
-    let receive_count = m
-        .attributes()
-        .and_then(|a| a.get(&MessageSystemAttributeName::ApproximateReceiveCount))
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(1);
-    Some(Received {
-        id: id.to_string(),
-        receipt: Receipt(receipt.to_string()),
-        body: m.body().unwrap_or_default().to_string(),
-        receive_count,
-        attributes: m
-            .message_attributes()
-            .map(attributes_env)
-            .unwrap_or_default(),
-        received_at: tokio::time::Instant::now(),
-    })
+    fn send_copies<'a>(&'a self, copies: &'a [Copy]) -> Call<'a, Vec<EntryFailure>> {
+        Box::pin(self.send_copies_call(copies))
+    }
 }

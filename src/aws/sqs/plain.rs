@@ -4,6 +4,12 @@
 
 use std::collections::HashMap;
 
+use aws_sdk_sqs::types::{Message, MessageSystemAttributeName};
+
+use crate::drain::queue::{
+    Attribute, AttributeValue, EntryFailure, Receipt, Received, INTERRUPTIONS_ATTRIBUTE,
+};
+
 /// A queue's message counts (approximate, as SQS reports them).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Depths {
@@ -46,6 +52,12 @@ pub fn parse_queue_arn(arn: &str) -> Option<(&str, &str)> {
     }
 }
 
+/// The error codes that mean "not allowed" (the role's policy, the queue's
+/// policy, or the queue's KMS key): retrying cannot help.
+pub fn access_denied(code: &str) -> bool {
+    code.contains("AccessDenied") || code == "AuthorizationError"
+}
+
 /// The error codes SQS answers for a queue that does not exist (or that
 /// these credentials may not see).
 pub fn queue_missing(code: Option<&str>) -> bool {
@@ -82,6 +94,66 @@ pub fn sanitize_attr_name(name: &str) -> String {
             }
         })
         .collect()
+}
+
+pub(super) fn entry_failures(
+    failed: &[aws_sdk_sqs::types::BatchResultErrorEntry],
+) -> Vec<EntryFailure> {
+    failed
+        .iter()
+        .map(|f| EntryFailure {
+            index: f.id().parse().unwrap_or(usize::MAX),
+            code: f.code().to_string(),
+            message: f.message().unwrap_or_default().to_string(),
+            sender_fault: f.sender_fault(),
+        })
+        .collect()
+}
+
+/// Plain values from an SDK message (taken, not copied). A message
+/// without an id or receipt handle cannot be acted on; it is skipped (SQS
+/// redelivers it after the lease).
+pub(super) fn to_received(m: Message) -> Option<Received> {
+    let (Some(id), Some(receipt)) = (m.message_id, m.receipt_handle) else {
+        tracing::warn!("SQS returned a message without id or receipt handle; skipped, it will be redelivered after the lease");
+        return None;
+    };
+    let receive_count = m
+        .attributes
+        .as_ref()
+        .and_then(|a| a.get(&MessageSystemAttributeName::ApproximateReceiveCount))
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(1);
+    let raw = m.message_attributes.unwrap_or_default();
+    let interruptions = raw
+        .get(INTERRUPTIONS_ATTRIBUTE)
+        .and_then(|v| v.string_value())
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0);
+    Some(Received {
+        id,
+        receipt: Receipt(receipt),
+        body: bytes::Bytes::from(m.body.unwrap_or_default()),
+        receive_count,
+        interruptions,
+        attributes: attributes_env(&raw),
+        raw_attributes: raw
+            .into_iter()
+            .filter_map(|(name, v)| {
+                let value = match (v.string_value, v.binary_value) {
+                    (Some(t), _) => AttributeValue::Text(t),
+                    (None, Some(b)) => AttributeValue::Binary(b.into_inner()),
+                    (None, None) => return None,
+                };
+                Some(Attribute {
+                    name,
+                    data_type: v.data_type,
+                    value,
+                })
+            })
+            .collect(),
+        received_at: tokio::time::Instant::now(),
+    })
 }
 
 #[cfg(test)]

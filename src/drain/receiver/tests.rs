@@ -10,6 +10,7 @@ use tokio_util::task::TaskTracker;
 
 use super::*;
 use crate::config::Config;
+use crate::decide::outcome::Action;
 use crate::drain::fake::{message, FakeQueue, Receive};
 use crate::drain::heartbeat::Leases;
 use crate::drain::occupancy::Occupancy;
@@ -47,6 +48,7 @@ fn start(fake: Arc<FakeQueue>, slots: Arc<Slots>) -> Rig {
         counters: Arc::new(Counters::default()),
         occupancy: occupancy.clone(),
         recorder: None,
+        kill_by: watch::channel(None).1,
     });
     let jobs = TaskTracker::new();
     let intake = CancellationToken::new();
@@ -92,8 +94,8 @@ async fn messages_arriving_after_intake_closed_are_handed_straight_back() {
     assert_eq!(
         back,
         [
-            ("m1".to_string(), Action::Release(Duration::ZERO)),
-            ("m2".to_string(), Action::Release(Duration::ZERO))
+            ("m1".to_string(), Action::HandBack),
+            ("m2".to_string(), Action::HandBack)
         ]
     );
     assert!(rig.jobs.is_empty(), "no job started after intake closed");

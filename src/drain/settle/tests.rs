@@ -36,6 +36,7 @@ impl Run {
                 receipt: Receipt(format!("r-{id}")),
                 action: *action,
                 hold: self.occupancy.hold(),
+                copy: None,
             })
             .unwrap();
         }
@@ -148,6 +149,7 @@ async fn full_batches_go_before_the_linger_and_the_rest_waits_for_it() {
             receipt: Receipt(format!("r-m{i}")),
             action: Action::Delete,
             hold: run.occupancy.hold(),
+            copy: None,
         })
         .unwrap();
     }
@@ -180,6 +182,7 @@ async fn a_call_that_never_answers_holds_up_its_own_batch_only() {
             receipt: Receipt(format!("r-m{i}")),
             action: Action::Delete,
             hold: run.occupancy.hold(),
+            copy: None,
         })
         .unwrap()
     };
