@@ -1,10 +1,11 @@
 //! The producer and operator subcommands: `enqueue`, `job`, `queue`,
-//! `dlq redrive`, `table create`, `cost`. `main` flattens [`ClientCommand`]
-//! into its own command list and calls [`run`].
+//! `dlq redrive`, `table create`, `cost`, `simulate`. `main` flattens
+//! [`ClientCommand`] into its own command list and calls [`run`].
 //!
 //! These commands read only `[queue]` (url, region, endpoint_url) and
 //! `[tracking]` from the configuration (file if present, then `DRAINERD_*`
-//! variables, then flags), so a producer needs no `[job]` section. Exit
+//! variables, then flags), so a producer needs no `[job]` section;
+//! `simulate` alone loads the whole file (its module says why). Exit
 //! codes: 0 done; 64 bad usage; 65 some input lines malformed or some jobs
 //! not queued; 66 input file unreadable; 69 queue or table unreachable or
 //! missing; 78 bad configuration.
@@ -12,6 +13,7 @@
 pub mod cost;
 pub mod enqueue;
 mod inspect;
+pub mod simulate;
 
 use inspect::{job, queue, redrive};
 
@@ -71,6 +73,9 @@ pub enum ClientCommand {
     },
     /// Estimate the cost per job and per million jobs.
     Cost(cost::CostArgs),
+    /// Replay a workload through simulated fleets: drainerd's leave policy
+    /// against ASG scale-in, always-on and a lower bound (docs/simulate.md).
+    Simulate(Box<simulate::SimulateArgs>),
 }
 
 #[derive(Subcommand, Debug)]
@@ -236,6 +241,9 @@ pub fn run(cmd: ClientCommand) -> ExitCode {
     if let ClientCommand::Cost(args) = &cmd {
         return finish(cost::run(args));
     }
+    if let ClientCommand::Simulate(args) = &cmd {
+        return finish(simulate::run(args));
+    }
     crate::system::logging::init(crate::system::logging::LogFormat::Text, "warn");
     let rt = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -274,6 +282,7 @@ async fn dispatch(cmd: ClientCommand) -> Result<(), Failure> {
             command: TableCommand::Create { common },
         } => create_table(&common).await,
         ClientCommand::Cost(args) => cost::run(&args),
+        ClientCommand::Simulate(args) => simulate::run(&args),
     }
 }
 

@@ -4,10 +4,11 @@
 //! - `enqueue`: the library producers use to enqueue jobs (and read their
 //!   tracked state);
 //! - `cli`: the client commands (`enqueue`, `job`, `queue`, `dlq`, `table`,
-//!   `cost`);
+//!   `cost`, `simulate`);
 //! - `admin`: queue depths and moving dead-lettered messages back;
 //! - `table`: the job-state table (create, read, requeue);
-//! - `cost`: the cost-per-job model.
+//! - `cost`: the cost-per-job model;
+//! - `simulate`: the fleet simulation behind `drainerd simulate`.
 //!
 //! The agent's drain never imports this module.
 
@@ -15,4 +16,5 @@ pub mod admin;
 pub mod cli;
 pub mod cost;
 pub mod enqueue;
+pub mod simulate;
 pub mod table;
