@@ -63,6 +63,17 @@ pub struct FleetConfig {
 }
 
 impl FleetConfig {
+    /// The leave decision's rules, as the agent and the simulator feed it.
+    pub fn leave_rules(&self) -> crate::decide::leave::Rules {
+        crate::decide::leave::Rules {
+            billing: self.billing,
+            idle_timeout: self.idle_timeout.0,
+            min_lifetime: self.min_lifetime.0,
+            backlog_per_instance: self.backlog_per_instance,
+            hourly_window: self.hourly_window.0,
+        }
+    }
+
     fn default_lifecycle_heartbeat_interval() -> Dur {
         Dur::secs(60)
     }

@@ -23,7 +23,7 @@ use crate::aws::sqs::Sqs;
 use crate::config::FleetConfig;
 use crate::control::{Control, Inbox, Task};
 use crate::decide::backoff::error_backoff;
-use crate::decide::leave::{self, Billing, Inputs, Rules, Verdict};
+use crate::decide::leave::{self, Billing, Inputs, Verdict};
 use crate::decide::protection;
 use crate::drain::occupancy::{Load, Occupancy};
 use crate::status::counters::Counters;
@@ -47,16 +47,6 @@ pub struct Membership {
     pub inbox: Inbox,
     /// The status page's buttons.
     pub requests: mpsc::Receiver<Request>,
-}
-
-fn rules(cfg: &FleetConfig) -> Rules {
-    Rules {
-        billing: cfg.billing,
-        idle_timeout: cfg.idle_timeout.0,
-        min_lifetime: cfg.min_lifetime.0,
-        backlog_per_instance: cfg.backlog_per_instance,
-        hourly_window: cfg.hourly_window.0,
-    }
 }
 
 impl Task for Membership {
@@ -150,7 +140,7 @@ impl Membership {
         if !self.join(&stop).await {
             return;
         }
-        let rules = rules(&self.cfg);
+        let rules = self.cfg.leave_rules();
         let mut protected = false;
         let mut protection_retry_at: Option<Instant> = None;
         let mut group: Option<(GroupSize, Instant)> = None;

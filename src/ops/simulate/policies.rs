@@ -40,13 +40,7 @@ impl AgentParams {
     pub fn from_config(c: &Config) -> AgentParams {
         let f = &c.fleet;
         AgentParams {
-            rules: Rules {
-                billing: f.billing,
-                idle_timeout: f.idle_timeout.0,
-                min_lifetime: f.min_lifetime.0,
-                backlog_per_instance: f.backlog_per_instance,
-                hourly_window: f.hourly_window.0,
-            },
+            rules: f.leave_rules(),
             protect_while_busy: f.protect_while_busy,
             protection_linger: f.protection_linger.0,
             check_interval: f.check_interval.0,
