@@ -75,23 +75,40 @@ impl fmt::Display for JobId {
     }
 }
 
-/// A job to enqueue: the body (the job's stdin) and message attributes
-/// (the job's `DRAINERD_ATTR_*` environment).
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A job to enqueue: the body (the job's stdin), message attributes (the
+/// job's `DRAINERD_ATTR_*` environment), and on a FIFO queue its message
+/// group and deduplication id.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Job {
     pub body: String,
     pub attributes: Vec<(String, String)>,
+    /// `MessageGroupId`: required on a FIFO queue (jobs of one group run
+    /// one at a time, in order); on a standard queue it names the tenant
+    /// for SQS's fair queues. Jobs see it as `DRAINERD_MESSAGE_GROUP_ID`.
+    pub group: Option<String>,
+    /// `MessageDeduplicationId` (FIFO): a job sent twice with the same id
+    /// within five minutes is queued once. Without it, a FIFO queue needs
+    /// content-based deduplication.
+    pub dedup_id: Option<String>,
 }
 
 impl Job {
     pub fn new(body: impl Into<String>) -> Job {
         Job {
             body: body.into(),
-            attributes: Vec::new(),
+            ..Job::default()
         }
     }
     pub fn attribute(mut self, name: impl Into<String>, value: impl Into<String>) -> Job {
         self.attributes.push((name.into(), value.into()));
+        self
+    }
+    pub fn group(mut self, group: impl Into<String>) -> Job {
+        self.group = Some(group.into());
+        self
+    }
+    pub fn dedup_id(mut self, id: impl Into<String>) -> Job {
+        self.dedup_id = Some(id.into());
         self
     }
 }
@@ -161,6 +178,20 @@ pub fn validate(job: &Job) -> Result<(), String> {
     Ok(())
 }
 
+/// Checks a job's group and deduplication id against the queue's kind.
+///
+/// # Errors
+/// A FIFO queue without a group; a deduplication id on a standard queue.
+pub fn validate_for(job: &Job, fifo: bool) -> Result<(), String> {
+    match (fifo, &job.group, &job.dedup_id) {
+        (true, None, _) => Err(
+            "a FIFO queue needs a message group for every job (--group GROUP, or \"group\" in a JSON line)".into(),
+        ),
+        (false, _, Some(_)) => Err("a deduplication id needs a FIFO queue (.fifo)".into()),
+        _ => Ok(()),
+    }
+}
+
 /// Enqueues jobs on one queue.
 #[derive(Clone)]
 pub struct Enqueuer {
@@ -220,6 +251,7 @@ impl Enqueuer {
         let job = Job {
             body: body.to_string(),
             attributes: attributes.to_vec(),
+            ..Job::default()
         };
         self.enqueue_many(std::slice::from_ref(&job))
             .await
@@ -245,8 +277,9 @@ impl Enqueuer {
         let mut ids = Vec::new();
         let mut entries = Vec::new();
         let mut positions = Vec::new();
+        let fifo = self.url.ends_with(".fifo");
         for (i, job) in jobs.iter().enumerate() {
-            if let Err(e) = validate(job) {
+            if let Err(e) = validate(job).and_then(|()| validate_for(job, fifo)) {
                 results[i] = Some(Err(EnqueueError::Invalid(e)));
                 continue;
             }
@@ -256,6 +289,8 @@ impl Enqueuer {
             entries.push(Entry {
                 body: job.body.clone(),
                 attributes,
+                group: job.group.clone(),
+                dedup_id: job.dedup_id.clone(),
             });
             ids.push(id);
             positions.push(i);
@@ -334,7 +369,9 @@ impl BatchSender for Enqueuer {
                 let mut b = SendMessageBatchRequestEntry::builder()
                     .id(i.to_string())
                     .message_body(&e.body)
-                    .set_delay_seconds(self.delay.map(|d| d.as_secs() as i32));
+                    .set_delay_seconds(self.delay.map(|d| d.as_secs() as i32))
+                    .set_message_group_id(e.group.clone())
+                    .set_message_deduplication_id(e.dedup_id.clone());
                 for (k, v) in &e.attributes {
                     b = b.message_attributes(
                         k,
