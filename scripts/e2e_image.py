@@ -1,6 +1,7 @@
 """End to end in a real image: bake it, boot it, let it drain, interrupt it,
 watch it leave. Started by scripts/e2e-image (which installs the tools,
-builds the package and the base image); see README "End to end in an image".
+builds the package and the base image); see docs/testing.md, "End to end in
+an image".
 
 1. bake: `packer build -only=qemu.local` on packer/drainerd-worker.pkr.hcl
    against the cached base image (the Ansible role in bake mode installs the
@@ -258,7 +259,7 @@ class Run:
                 raise Failed(f"host received {[m['MessageId'] for m in got]}, expected the long jobs {long_ids}")
             # The guest's long poll in flight at the notice may take a
             # handed-back message again and hand it straight back (README,
-            # "Interruptions"): one extra receive, never a second run.
+            # "One extra receive"): one extra receive, never a second run.
             counts = {m["MessageId"]: int(m["Attributes"]["ApproximateReceiveCount"]) for m in got}
             if any(c not in (2, 3) for c in counts.values()):
                 raise Failed(f"receive counts {counts}: expected the guest's delivery (plus at most its "
