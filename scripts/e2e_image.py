@@ -1,6 +1,7 @@
 """End to end in a real image: bake it, boot it, let it drain, interrupt it,
 watch it leave. Started by scripts/e2e-image (which installs the tools,
-builds the package and the base image); see README "End to end in an image".
+builds the package and the base image); see docs/testing.md, "End to end in
+an image".
 
 1. bake: `packer build -only=qemu.local` on packer/drainerd-worker.pkr.hcl
    against the cached base image (the Ansible role in bake mode installs the
