@@ -17,7 +17,7 @@ mod soak;
 use std::path::PathBuf;
 use std::time::Duration;
 
-const USAGE: &str = "usage: chaos [--jobs N] [--binary PATH] [--imds-sim PATH] [--seed N] [--time-limit SECS] [--chaos-every SECS]";
+const USAGE: &str = "usage: chaos [--jobs N] [--binary PATH] [--imds-sim PATH] [--seed N] [--time-limit SECS] [--chaos-every SECS] [--keep]";
 
 fn main() {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
@@ -30,6 +30,7 @@ fn main() {
         time_limit: Duration::ZERO,
         chaos_every: Duration::from_secs(8),
         progress: true,
+        keep_files: false,
     };
     let mut limit = None;
     let mut args = std::env::args().skip(1);
@@ -53,6 +54,7 @@ fn main() {
             "--seed" => s.seed = num(value()),
             "--time-limit" => limit = Some(Duration::from_secs(num(value()))),
             "--chaos-every" => s.chaos_every = Duration::from_secs(num(value())),
+            "--keep" => s.keep_files = true,
             "-h" | "--help" => {
                 println!("{USAGE}");
                 return;

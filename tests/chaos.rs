@@ -37,6 +37,7 @@ async fn a_thousand_jobs_through_chaos_lose_nothing() {
         time_limit: Duration::from_secs(240),
         chaos_every: Duration::from_secs(8),
         progress: true,
+        keep_files: false,
     };
     let report = soak::run(settings).await.expect("the soak's set-up");
     println!("{report}");

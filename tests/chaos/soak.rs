@@ -51,6 +51,9 @@ pub struct Settings {
     pub chaos_every: Duration,
     /// Print progress every few seconds.
     pub progress: bool,
+    /// Keep the logs and records when the soak passes (a failed soak
+    /// always keeps them).
+    pub keep_files: bool,
 }
 
 /// The agent's lease: long jobs run longer than this.
@@ -497,7 +500,13 @@ pub async fn run(s: Settings) -> Result<Report, String> {
         }
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
-    finish(&mut soak, &sqs, &dlq_url, &mut runs, started).await
+    let mut report = finish(&mut soak, &sqs, &dlq_url, &mut runs, started).await?;
+    if report.ok() && !soak.s.keep_files {
+        drop(soak);
+        let _ = std::fs::remove_dir_all(&report.dir);
+        report.dir = PathBuf::from("(removed: the soak passed)");
+    }
+    Ok(report)
 }
 
 /// Ends the chaos, stops the last agent with SIGTERM, and checks the end

@@ -100,13 +100,13 @@ async fn an_idle_agent_leaves_while_auto_scaling_calls_black_hole() {
         "log (last lines; all of it below):\n{}",
         tail(&a.logs())
     );
-    // From now on a third of the Auto Scaling calls are read and never
-    // answered (the first of them included), and of the rest one in five
-    // takes effect with its answer lost.
+    // From now on ~21 % of the Auto Scaling calls never answer: one in
+    // eight is read and dropped, one in ten of the rest takes effect with
+    // its answer lost. The first two in a row.
     w.proxy
-        .add(Rule::new(Fault::BlackHoleBefore, Share::Every(3)).apis(&["autoscaling"]));
+        .add(Rule::new(Fault::BlackHoleBefore, Share::Every(8)).apis(&["autoscaling"]));
     w.proxy
-        .add(Rule::new(Fault::BlackHoleAfter, Share::Every(5)).apis(&["autoscaling"]));
+        .add(Rule::new(Fault::BlackHoleAfter, Share::Every(10)).apis(&["autoscaling"]));
     let gone = eventually(Duration::from_secs(60), || async {
         let out = w
             .asg

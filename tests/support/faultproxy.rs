@@ -85,7 +85,9 @@ pub enum Share {
     /// Each with this probability (0.0–1.0), from the proxy's seeded generator.
     Random(f64),
     /// Deterministically one in `n`: the 1st, the (n+1)th, ... matching
-    /// request after the rule was added (a share whose first hit is certain).
+    /// request that reaches the rule after it was added (a share whose
+    /// first hit is certain). Rules are tried in the order added and the
+    /// first hit wins, so a later rule counts only what earlier ones spared.
     Every(u64),
 }
 
