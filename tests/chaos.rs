@@ -40,6 +40,6 @@ async fn a_thousand_jobs_through_chaos_lose_nothing() {
         keep_files: false,
     };
     let report = soak::run(settings).await.expect("the soak's set-up");
-    println!("{report}");
     assert!(report.ok(), "{report}");
+    println!("{report}");
 }

@@ -5,7 +5,7 @@
 //! always one that never answers, so each test proves the path survives it
 //! rather than hoping a random draw hits.
 
-use std::time::{Duration, Instant, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
 
@@ -241,8 +241,8 @@ async fn spot_hand_backs_beat_the_deadline_while_some_never_answer() {
         .unwrap_or_else(|e| format!("{:?} before", e.duration()));
     assert!(
         back.is_some() && std::time::SystemTime::now() < deadline,
-        "{late} the deadline (notice time {} - spot_margin), (visible, in flight) = {:?}; {}\nlog (last lines; all of it below):\n{}",
-        time.duration_since(UNIX_EPOCH).unwrap().as_secs(),
+        "{late} the deadline ({} = interruption time - spot_margin), (visible, in flight) = {:?}: the messages were not handed back in time; {}\nlog (last lines; all of it below):\n{}",
+        humantime::format_rfc3339_seconds(deadline),
         depth(&sqs, &url).await,
         seen(&proxy),
         tail(&agent.logs())
