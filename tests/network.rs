@@ -102,3 +102,17 @@ fn tail(log: &str) -> String {
     let lines: Vec<&str> = log.lines().collect();
     lines[lines.len().saturating_sub(25)..].join("\n")
 }
+
+/// Which of `bodies` another consumer does not find in the queue now (a
+/// handed-back message may come back as a copy: a new id, the same body).
+/// Receiving hides what it finds for 30 s: call it last.
+async fn missing_bodies(sqs: &aws_sdk_sqs::Client, url: &str, bodies: &[String]) -> Vec<String> {
+    let mut missing: Vec<String> = bodies.to_vec();
+    while !missing.is_empty() {
+        let Some((_, body, _)) = receive_one(sqs, url, 2).await else {
+            break;
+        };
+        missing.retain(|b| *b != body);
+    }
+    missing
+}
