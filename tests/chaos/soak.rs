@@ -19,6 +19,10 @@
 //! lived (its lease ran out) must stay rare: that is how a call stalling a
 //! task shows (issue 16), which the SIGKILLs would otherwise mask.
 //! Includes `procs.rs` (processes) and needs `crate::faultproxy`.
+//!
+//! Over 400 lines because the soak is one scenario read top to bottom: the
+//! feeding, the chaos and the checks; its process handling is `procs.rs`,
+//! its counting `tally.rs`.
 
 #[path = "procs.rs"]
 mod procs;

@@ -37,6 +37,9 @@
 //! Self-contained (std and tokio only, with its HTTP framing in
 //! `faultproxy/wire.rs`): `tests/chaos.rs` and `examples/chaos.rs` include
 //! it by `#[path]` too. Its framing is tested in `tests/network/framing.rs`.
+//!
+//! Over 400 lines because the table of faults, the rules and the per-request
+//! relay belong together; the HTTP framing is in `faultproxy/wire.rs`.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
