@@ -70,13 +70,40 @@ pub fn queue_missing(code: Option<&str>) -> bool {
 pub(super) fn attributes_env(
     attrs: &HashMap<String, aws_sdk_sqs::types::MessageAttributeValue>,
 ) -> Vec<(String, String)> {
-    let mut out: Vec<(String, String)> = attrs
-        .iter()
-        .filter(|(_, v)| {
-            let t = v.data_type();
-            t.starts_with("String") || t.starts_with("Number")
-        })
-        .filter_map(|(k, v)| Some((sanitize_attr_name(k), v.string_value()?.to_string())))
+    attr_env(
+        attrs
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.data_type(), v.string_value())),
+    )
+}
+
+/// SQS allows 10 attributes per message; more are not passed on.
+pub const MAX_ATTRIBUTES: usize = 10;
+/// The longest attribute value passed on (bytes). Linux refuses to exec
+/// with one environment string over 128 KiB, and a job that cannot start
+/// would count against the command (after three, intake closes); a
+/// producer's oversized attribute must not do that.
+pub const MAX_ATTRIBUTE_VALUE: usize = 32 * 1024;
+
+/// Message attributes (name, data type, string value) as job environment
+/// suffixes and values: String and Number attributes only, names made
+/// env-safe ([`sanitize_attr_name`]), at most [`MAX_ATTRIBUTES`] in name
+/// order; a value no process environment can hold (a NUL byte, over
+/// [`MAX_ATTRIBUTE_VALUE`]) is left out rather than failing the job's start. Sorted; of two names that
+/// sanitize alike, the later in sort order wins (the job contract).
+pub fn attr_env<'a>(
+    attrs: impl Iterator<Item = (&'a str, &'a str, Option<&'a str>)>,
+) -> Vec<(String, String)> {
+    let mut kept: Vec<(&str, &str)> = attrs
+        .filter(|(_, t, _)| t.starts_with("String") || t.starts_with("Number"))
+        .filter_map(|(k, _, v)| Some((k, v?)))
+        .filter(|(_, v)| v.len() <= MAX_ATTRIBUTE_VALUE && !v.contains('\0'))
+        .collect();
+    kept.sort_unstable();
+    kept.truncate(MAX_ATTRIBUTES);
+    let mut out: Vec<(String, String)> = kept
+        .into_iter()
+        .map(|(k, v)| (sanitize_attr_name(k), v.to_string()))
         .collect();
     out.sort();
     out
@@ -86,6 +113,7 @@ pub(super) fn attributes_env(
 /// kept, everything else `_`. (`order-id` → `ORDER_ID`.)
 pub fn sanitize_attr_name(name: &str) -> String {
     name.chars()
+        .take(256)
         .map(|c| {
             if c.is_ascii_alphanumeric() {
                 c.to_ascii_uppercase()
