@@ -29,10 +29,7 @@ async fn a_reload_that_changes_the_token_never_logs_it() {
         &moto.endpoint,
         &url,
         &["/bin/true"],
-        &format!(
-            "[job.secret_env]\nDB_PASSWORD = \"hunter2-hunter2\"\n{}",
-            status(TOKEN_A, "15s")
-        ),
+        &status(TOKEN_A, "15s"),
     );
     let agent = Agent::start(&cfg, &[]);
     assert!(
@@ -54,14 +51,14 @@ async fn a_reload_that_changes_the_token_never_logs_it() {
         agent.logs()
     );
     let logs = agent.logs();
+    for secret in [TOKEN_A, TOKEN_B] {
+        assert!(!logs.contains(secret), "{secret} in the log:\n{logs}");
+    }
     assert!(
         logs.contains("status.control_token"),
         "the changed field is named: {logs}"
     );
     assert!(logs.contains("status.refresh_interval"), "{logs}");
-    for secret in [TOKEN_A, TOKEN_B, "hunter2"] {
-        assert!(!logs.contains(secret), "{secret} in the log:\n{logs}");
-    }
 }
 
 /// A request with a `Host` header of our choosing: (status, body).
@@ -90,7 +87,7 @@ async fn the_page_refuses_other_hosts_keeps_secrets_and_checks_the_token_first()
         &moto.endpoint,
         &url,
         &["/bin/true"],
-        "[job.secret_env]\nDB_PASSWORD = \"hunter2-hunter2\"\n",
+        "[job.env]\nDB_HOST = \"db.internal\"\n",
     );
     let (agent, port) = start_with_page(
         &cfg,
@@ -116,7 +113,7 @@ async fn the_page_refuses_other_hosts_keeps_secrets_and_checks_the_token_first()
     for path in ["/status.json", "/", "/metrics"] {
         let (code, _, body) = get(port, path);
         assert_eq!(code, 200);
-        for secret in [TOKEN_A, "hunter2"] {
+        for secret in [TOKEN_A, "db.internal"] {
             assert!(!body.contains(secret), "{secret} on {path}");
         }
     }
@@ -169,14 +166,19 @@ async fn the_page_refuses_other_hosts_keeps_secrets_and_checks_the_token_first()
 /// and then its body a byte every 200 ms (or, with `slow_headers`, its
 /// headers a byte every 200 ms), and connects again whenever the server
 /// answers or hangs up. Returns how many connections it made.
-async fn slow_client(port: u16, until: Instant, slow_headers: bool) -> u64 {
+async fn slow_client(port: u16, until: Instant, slow_headers: bool, source: u8) -> u64 {
     use tokio::io::AsyncWriteExt;
     let head = format!(
         "POST /leave HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 4000\r\n\r\n"
     );
     let mut connections = 0;
     while Instant::now() < until {
-        let Ok(mut s) = tokio::net::TcpStream::connect(("127.0.0.1", port)).await else {
+        let connect = async {
+            let sock = tokio::net::TcpSocket::new_v4()?;
+            sock.bind(([127, 0, 0, source], 0).into())?;
+            sock.connect(([127, 0, 0, 1], port).into()).await
+        };
+        let Ok(mut s) = connect.await else {
             tokio::time::sleep(Duration::from_millis(50)).await;
             continue;
         };
@@ -207,17 +209,22 @@ async fn slow_client(port: u16, until: Instant, slow_headers: bool) -> u64 {
     connections
 }
 
-/// Issue 21: under a flood of slow clients (300 connections, more than
-/// the page's 256, half sending a body a byte at a time, half their
-/// headers), `/healthz` answers within 100 ms at p99 throughout.
+/// `/healthz` under a flood of 300 slow clients (more than the page's
+/// 256 connections), each sending a button's body a byte at a time (or,
+/// with `slow_headers`, its headers): p99 within 100 ms throughout.
 ///
 /// Conditions, chosen to be generous on a shared 2-core machine: one
 /// probe every 50 ms for 12 s (about 240 samples, so p99 allows two slow
 /// ones), each on a fresh connection from a thread of its own, timed from
 /// connect to the whole answer. The flood runs on the test's two runtime
-/// threads; the agent is the release or debug build under test.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn healthz_answers_within_100ms_at_p99_under_a_slow_client_flood() {
+/// threads; the agent is the debug build under test. The flood connects
+/// from 127.0.0.2-9 and the probes from 127.0.0.1, as an attacker's
+/// connections come from its own addresses: at the cap each new
+/// connection closes the oldest and its client reconnects at once, and
+/// from one shared address those thousands of connections (each leaving
+/// a TIME_WAIT) could exhaust the probes' ephemeral ports, a limit of this
+/// test's host, not of the page.
+async fn healthz_under_a_flood(slow_headers: bool) {
     let moto = Moto::start();
     let sqs = moto.sqs();
     let (url, _) = create_queue(&sqs, "flood", None).await;
@@ -228,12 +235,13 @@ async fn healthz_answers_within_100ms_at_p99_under_a_slow_client_flood() {
         vec![("DRAINERD_STATUS_CONTROL_TOKEN", TOKEN_A.into())],
     )
     .await;
-    let flood_for = Duration::from_secs(14);
-    let until = Instant::now() + flood_for;
-    let mut flood = Vec::new();
-    for i in 0..300 {
-        flood.push(tokio::spawn(slow_client(port, until, i % 2 == 1)));
-    }
+    let until = Instant::now() + Duration::from_secs(14);
+    let flood: Vec<_> = (0..300)
+        .map(|i| {
+            let source = 2 + (i % 8) as u8;
+            tokio::spawn(slow_client(port, until, slow_headers, source))
+        })
+        .collect();
     // Let the flood fill the page's connections first.
     tokio::time::sleep(Duration::from_secs(2)).await;
     let probes = std::thread::spawn(move || {
@@ -282,12 +290,30 @@ async fn healthz_answers_within_100ms_at_p99_under_a_slow_client_flood() {
         "p99 {:?} over 100 ms",
         p(0.99)
     );
-    let m = parse_metrics(&get(port, "/metrics").2);
-    assert!(
-        metric(&m, "drainerd_status_refusals_total{reason=body}") >= 1.0,
-        "slow bodies were given up on"
-    );
+    if !slow_headers {
+        let m = parse_metrics(&get(port, "/metrics").2);
+        assert!(
+            metric(&m, "drainerd_status_refusals_total{reason=body}") >= 1.0,
+            "slow bodies were given up on"
+        );
+    }
     drop(agent);
+}
+
+/// Issue 21's flood: bodies a byte at a time. (Before, a press without a
+/// token was turned away by the rate limit before its body was read, so
+/// this did not stop `/healthz`; the body is now read first, within
+/// bounds, and this guards that.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn healthz_answers_within_100ms_at_p99_under_a_slow_body_flood() {
+    healthz_under_a_flood(false).await;
+}
+
+/// Headers a byte at a time: before, 256 such clients held every
+/// connection for the 10 s header timeout and `/healthz` waited.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn healthz_answers_within_100ms_at_p99_under_a_slow_header_flood() {
+    healthz_under_a_flood(true).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -25,7 +25,7 @@ use hyper::body::{Bytes, Incoming};
 use hyper::header::{self, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpSocket};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
@@ -53,6 +53,9 @@ pub const MAX_HEADER_BYTES: usize = 16 * 1024;
 pub const HEADER_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long a client may take to send a button's body.
 pub const BODY_TIMEOUT: Duration = Duration::from_secs(5);
+/// Connections waiting to be accepted, at most (the kernel caps it at
+/// `net.core.somaxconn`, 4096 by default).
+const LISTEN_BACKLOG: u32 = 1024;
 /// The longest a connection stays open, whatever it does.
 pub const CONNECTION_LIFETIME: Duration = Duration::from_secs(60);
 
@@ -210,7 +213,17 @@ impl Server {
 /// The address cannot be bound.
 pub async fn bind(cfg: &StatusConfig) -> std::io::Result<TcpListener> {
     let addr: SocketAddr = cfg.addr();
-    let listener = TcpListener::bind(addr).await?;
+    // A deeper backlog than tokio's 128: a burst of connections waits for
+    // the accept loop (which makes room at the cap) rather than having
+    // its SYNs dropped, and a health check's with them.
+    let socket = if addr.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    let listener = socket.listen(LISTEN_BACKLOG)?;
     let loopback = addr.ip().is_loopback();
     match (loopback, cfg.control_token.is_some()) {
         (true, _) => {
