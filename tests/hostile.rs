@@ -37,10 +37,9 @@ async fn a_reload_that_changes_the_token_never_logs_it() {
             .wait_log("drainerd ready", Duration::from_secs(20))
             .await
     );
-    let text = std::fs::read_to_string(&cfg).unwrap().replace(
-        &status(TOKEN_A, "15s"),
-        &status(TOKEN_B, "30s"),
-    );
+    let text = std::fs::read_to_string(&cfg)
+        .unwrap()
+        .replace(&status(TOKEN_A, "15s"), &status(TOKEN_B, "30s"));
     std::fs::write(&cfg, text).unwrap();
     agent.signal(Signal::SIGHUP);
     assert!(
@@ -138,7 +137,10 @@ async fn the_page_refuses_other_hosts_keeps_secrets_and_checks_the_token_first()
     // logic (409), not by the rate limit (429).
     assert_eq!(code, 409, "{body}");
     let (code, _, _) = http(port, "POST", "/spawn", &[("Authorization", &bearer)], "");
-    assert_eq!(code, 429, "the rate limit still holds for the token's owner");
+    assert_eq!(
+        code, 429,
+        "the rate limit still holds for the token's owner"
+    );
 
     // A body that never finishes is given up on.
     let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
@@ -419,7 +421,13 @@ async fn jobs_run_as_another_user_without_the_agents_rights() {
                 .arg(format!("--ambient-caps={caps}"));
         }
         cmd.arg(env!("CARGO_BIN_EXE_drainerd"))
-            .args(["run", "--config", cfg.to_str().unwrap(), "--log-format", "text"])
+            .args([
+                "run",
+                "--config",
+                cfg.to_str().unwrap(),
+                "--log-format",
+                "text",
+            ])
             .env("AWS_ACCESS_KEY_ID", "test")
             .env("AWS_SECRET_ACCESS_KEY", "test")
             .env("AWS_EC2_METADATA_DISABLED", "true")
@@ -439,9 +447,22 @@ async fn jobs_run_as_another_user_without_the_agents_rights() {
     let status = child.wait().unwrap();
     let text = std::fs::read_to_string(&log).unwrap();
     assert_eq!(status.code(), Some(78), "{text}");
-    assert!(text.contains("CAP_SETUID") && text.contains("job-user.conf"), "{text}");
+    assert!(
+        text.contains("CAP_SETUID") && text.contains("job-user.conf"),
+        "{text}"
+    );
 
-    let mut child = launch("+setuid,+setgid,+kill");
+    // The capabilities the unit drop-in grants, as setpriv takes them.
+    let dropin =
+        std::fs::read_to_string(std::path::Path::new(ROOT).join("systemd/job-user.conf")).unwrap();
+    let caps: Vec<String> = dropin
+        .lines()
+        .find_map(|l| l.strip_prefix("AmbientCapabilities="))
+        .unwrap()
+        .split_whitespace()
+        .map(|c| format!("+{}", c.trim_start_matches("CAP_").to_ascii_lowercase()))
+        .collect();
+    let mut child = launch(&caps.join(","));
     let logs = || std::fs::read_to_string(&log).unwrap_or_default();
     let ready = eventually(Duration::from_secs(20), || async {
         logs().contains("drainerd ready").then_some(())
@@ -471,7 +492,10 @@ async fn jobs_run_as_another_user_without_the_agents_rights() {
     assert!(seen.contains("config unreadable"), "{seen}");
     assert!(seen.contains("agent not signalable"), "{seen}");
     assert!(seen.contains("home /nonexistent user nobody"), "{seen}");
-    assert!(seen.contains("secret hunter2-hunter2"), "the job gets its secrets: {seen}");
+    assert!(
+        seen.contains("secret hunter2-hunter2"),
+        "the job gets its secrets: {seen}"
+    );
 
     // The agent can still stop a job of the other user at its timeout
     // (3 s; CAP_KILL lets it signal the job's process group).
@@ -491,7 +515,11 @@ async fn jobs_run_as_another_user_without_the_agents_rights() {
         "the job's process outlived its timeout: {}",
         String::from_utf8_lossy(&left.stdout)
     );
-    nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), Signal::SIGTERM).unwrap();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        Signal::SIGTERM,
+    )
+    .unwrap();
     let status = child.wait().unwrap();
     assert_eq!(status.code(), Some(0), "{}", logs());
 }

@@ -237,12 +237,42 @@ fn values_out_of_range_exit_78_naming_the_field_and_the_range() {
     let wd = Workdir::new();
     let base = "[queue]\nurl = \"http://127.0.0.1:1/123/q\"\n";
     for (section, line, field, range) in [
-        ("queue", "wait_time = \"0s\"", "queue.wait_time", "between 1s and 20s"),
-        ("agent", "drain_timeout = \"9999999999h\"", "agent.drain_timeout", "between 0s and 12h"),
-        ("job", "retry_backoff_max = \"500ms\"", "job.retry_backoff_max", "between 1s and 12h"),
-        ("fleet", "check_interval = \"9999999999h\"", "fleet.check_interval", "between 1s and 1h"),
-        ("metadata", "maintenance_lead = \"9999999999h\"", "metadata.maintenance_lead", "between 0s and 30days"),
-        ("job", "log_line_max = 99999999999", "job.log_line_max", "between 80 and 1048576"),
+        (
+            "queue",
+            "wait_time = \"0s\"",
+            "queue.wait_time",
+            "between 1s and 20s",
+        ),
+        (
+            "agent",
+            "drain_timeout = \"9999999999h\"",
+            "agent.drain_timeout",
+            "between 0s and 12h",
+        ),
+        (
+            "job",
+            "retry_backoff_max = \"500ms\"",
+            "job.retry_backoff_max",
+            "between 1s and 12h",
+        ),
+        (
+            "fleet",
+            "check_interval = \"9999999999h\"",
+            "fleet.check_interval",
+            "between 1s and 1h",
+        ),
+        (
+            "metadata",
+            "maintenance_lead = \"9999999999h\"",
+            "metadata.maintenance_lead",
+            "between 0s and 30days",
+        ),
+        (
+            "job",
+            "log_line_max = 99999999999",
+            "job.log_line_max",
+            "between 80 and 1048576",
+        ),
     ] {
         let job = "[job]\ncommand = [\"/bin/true\"]\n";
         let toml = match section {
@@ -273,7 +303,9 @@ fn a_stray_drainerd_variable_is_a_warning_naming_the_nearest_one() {
     );
     assert_eq!(code, Some(0), "{err}");
     assert!(
-        err.contains("warning") && err.contains("DRAINERD_CMD") && err.contains("DRAINERD_JOB_COMMAND"),
+        err.contains("warning")
+            && err.contains("DRAINERD_CMD")
+            && err.contains("DRAINERD_JOB_COMMAND"),
         "{err}"
     );
     // The file stays strict.
@@ -313,7 +345,10 @@ fn check_config_never_shows_a_secret() {
     let ok = "[queue]\nurl = \"http://127.0.0.1:1/123/q\"\n[job]\ncommand = [\"/bin/true\"]\n[job.secret_env]\nDB_PASSWORD = \"pw-secret-0123456789\"\n[status]\ncontrol_token = \"tok-secret-0123456789\"\n";
     // Refusals do not quote a token either: a short one, one of the wrong
     // type, a missing quote on its line.
-    let token_only = ok.replace("[job.secret_env]\nDB_PASSWORD = \"pw-secret-0123456789\"\n", "");
+    let token_only = ok.replace(
+        "[job.secret_env]\nDB_PASSWORD = \"pw-secret-0123456789\"\n",
+        "",
+    );
     for bad in [
         token_only.replace("tok-secret-0123456789", "tok-secret"),
         token_only.replace("\"tok-secret-0123456789\"", "123456789012345678901"),
@@ -321,7 +356,10 @@ fn check_config_never_shows_a_secret() {
     ] {
         let (code, err) = check(&wd, &bad);
         assert_eq!(code, Some(78), "{err}");
-        assert!(!err.contains("secret") && !err.contains("12345678901"), "{err}");
+        assert!(
+            !err.contains("secret") && !err.contains("12345678901"),
+            "{err}"
+        );
     }
     let p = wd.write("ok.toml", ok);
     let out = support::drainerd_cmd()

@@ -187,6 +187,46 @@ pub(super) fn to_received(m: Message) -> Option<Received> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        // Attributes come from producers: any names, types and values.
+        #[test]
+        fn attributes_become_env_a_process_can_hold(
+            attrs in proptest::collection::vec(
+                ("\\PC{0,300}", prop_oneof![Just("String".to_string()), Just("Number.int".to_string()), Just("Binary".to_string()), "\\PC{0,12}"], proptest::option::of("\\PC{0,64}|[\\x00a]{0,4}")),
+                0..40,
+            ),
+            big in 0usize..3,
+        ) {
+            let mut attrs: Vec<(String, String, Option<String>)> = attrs;
+            if big > 0 {
+                attrs.push(("big".into(), "String".into(), Some("x".repeat(MAX_ATTRIBUTE_VALUE + big - 1))));
+            }
+            let env = attr_env(attrs.iter().map(|(n, t, v)| (n.as_str(), t.as_str(), v.as_deref())));
+            prop_assert!(env.len() <= MAX_ATTRIBUTES);
+            for (name, value) in &env {
+                prop_assert!(name.chars().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_'));
+                prop_assert!(name.chars().count() <= 256);
+                prop_assert!(!value.contains('\0') && value.len() <= MAX_ATTRIBUTE_VALUE);
+            }
+        }
+    }
+
+    #[test]
+    fn values_no_process_can_hold_are_left_out() {
+        let attrs = [
+            ("ok", "String", Some("fine")),
+            ("nul", "String", Some("a\0b")),
+            ("bin", "Binary", None),
+        ];
+        assert_eq!(
+            attr_env(attrs.into_iter()),
+            vec![("OK".to_string(), "fine".to_string())]
+        );
+        let big = "x".repeat(MAX_ATTRIBUTE_VALUE + 1);
+        assert!(attr_env([("big", "String", Some(big.as_str()))].into_iter()).is_empty());
+    }
 
     #[test]
     fn attribute_names_become_env_safe() {
