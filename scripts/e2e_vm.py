@@ -108,15 +108,29 @@ class Vm:
 
     def wait_ready(self, timeout):
         """Waits for systemd to report drainerd started: with Type=notify
-        that is drainerd's READY=1 (the queue was reached)."""
+        that is drainerd's READY=1 (the queue was reached). The serial
+        console shows "Started drainerd.service" only while systemd still
+        prints status there: once the serial getty has taken the console
+        (a slow boot under TCG), it does not, so systemd is also asked over
+        SSH (ActiveState "active" for a notify unit means READY=1 came)."""
         def check():
             if not self.alive():
                 raise Failed(f"{self.name}: QEMU exited with {self.proc.returncode} before drainerd was ready")
             text = self.serial_text()
             if "Failed to start drainerd.service" in text:
                 raise Failed(f"{self.name}: systemd reports drainerd failed to start")
-            return "Started drainerd.service" in text
-        wait_for(f"{self.name}: drainerd READY (serial console: 'Started drainerd.service')", check, timeout, 1)
+            if "Started drainerd.service" in text:
+                return True
+            if "login:" not in text:
+                return False  # SSH is not up before the getty
+            try:
+                state = self.ssh("systemctl show -p ActiveState --value drainerd.service", timeout=20)
+            except (Failed, subprocess.TimeoutExpired):
+                return False
+            if state.strip() == "failed":
+                raise Failed(f"{self.name}: systemd reports drainerd failed to start")
+            return state.strip() == "active"
+        wait_for(f"{self.name}: drainerd READY (systemd: drainerd.service started)", check, timeout, 1)
         return time.time() - self.started
 
     def ssh(self, command, timeout=60):

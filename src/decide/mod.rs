@@ -16,6 +16,7 @@
 pub mod backoff;
 pub mod batching;
 pub mod capacity;
+pub mod intake;
 pub mod lease;
 pub mod leave;
 pub mod notice;

@@ -57,6 +57,18 @@ pub struct FakeQueue {
     receives: Mutex<VecDeque<Receive>>,
     calls: Mutex<Vec<Recorded>>,
     receive_calls: Mutex<Vec<usize>>,
+    /// Receives under way now, and the most ever at once.
+    receiving: std::sync::atomic::AtomicUsize,
+    most_receiving: std::sync::atomic::AtomicUsize,
+}
+
+/// Counts a receive as under way until dropped.
+struct Under<'a>(&'a std::sync::atomic::AtomicUsize);
+
+impl Drop for Under<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+    }
 }
 
 /// A message as a receive returns it; its receipt is `r-<id>`.
@@ -69,6 +81,7 @@ pub fn message(id: &str) -> Received {
         interruptions: 0,
         attributes: Vec::new(),
         raw_attributes: Vec::new(),
+        group: None,
         received_at: tokio::time::Instant::now(),
     }
 }
@@ -89,6 +102,11 @@ impl FakeQueue {
     /// How many messages each receive asked for.
     pub fn receive_calls(&self) -> Vec<usize> {
         self.receive_calls.lock().unwrap().clone()
+    }
+    /// The most receives that were under way at once.
+    pub fn most_receiving(&self) -> usize {
+        self.most_receiving
+            .load(std::sync::atomic::Ordering::SeqCst)
     }
 
     fn answer(
@@ -142,7 +160,15 @@ impl Queue for FakeQueue {
     fn receive(&self, max: usize, wait: Duration, _lease: Duration) -> Call<'_, Vec<Received>> {
         self.receive_calls.lock().unwrap().push(max);
         let next = self.receives.lock().unwrap().pop_front();
+        let now = self
+            .receiving
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+            + 1;
+        self.most_receiving
+            .fetch_max(now, std::sync::atomic::Ordering::SeqCst);
+        let under = Under(&self.receiving);
         Box::pin(async move {
+            let _under = under;
             match next {
                 Some(Receive::Messages { after, messages }) => {
                     tokio::time::sleep(after).await;

@@ -13,6 +13,7 @@
 //! The drain never imports the producer side (`ops/`) and talks to SQS only
 //! through [`queue::Queue`].
 
+pub mod groups;
 pub mod heartbeat;
 pub mod occupancy;
 pub mod output;

@@ -57,6 +57,9 @@ pub struct Received {
     pub attributes: Vec<(String, String)>,
     /// Every message attribute as SQS holds it.
     pub raw_attributes: Vec<Attribute>,
+    /// `MessageGroupId`: on a FIFO queue, messages of one group run one at
+    /// a time, in order; on a standard (fair) queue it names the tenant.
+    pub group: Option<String>,
     /// When ReceiveMessage answered with it.
     pub received_at: tokio::time::Instant,
 }

@@ -145,6 +145,9 @@ pub fn job_env(
     env.push(("DRAINERD_MESSAGE_ID".into(), m.id.clone()));
     env.push(("DRAINERD_RECEIVE_COUNT".into(), m.receive_count.to_string()));
     env.push(("DRAINERD_INTERRUPTIONS".into(), m.interruptions.to_string()));
+    if let Some(g) = &m.group {
+        env.push(("DRAINERD_MESSAGE_GROUP_ID".into(), g.clone()));
+    }
     env.push(("DRAINERD_QUEUE_URL".into(), queue_url.into()));
     env.push((
         "DRAINERD_DEADLINE".into(),
@@ -163,7 +166,7 @@ pub async fn run(
     hold: Hold,
     permit: OwnedSemaphorePermit,
     stop: CancellationToken,
-) {
+) -> JobOutcome {
     let cfg = ctx.config.borrow().clone();
     let counters = &ctx.counters;
     let running = ctx.occupancy.running();
@@ -283,4 +286,5 @@ pub async fn run(
     };
     let _ = ctx.settle.send(request);
     drop(permit);
+    outcome
 }

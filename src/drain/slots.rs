@@ -62,6 +62,20 @@ impl Slots {
         permits
     }
 
+    /// Waits until `n` slots are free and takes them all at once.
+    pub async fn acquire_exactly(&self, n: usize) -> Vec<OwnedSemaphorePermit> {
+        let n32 = u32::try_from(n).unwrap_or(u32::MAX);
+        let mut all = self
+            .sem
+            .clone()
+            .acquire_many_owned(n32)
+            .await
+            .expect("the slot semaphore is never closed");
+        let mut permits: Vec<OwnedSemaphorePermit> = (1..n).filter_map(|_| all.split(1)).collect();
+        permits.push(all);
+        permits
+    }
+
     /// Changes the number of slots. Growing is immediate; shrinking takes
     /// effect as running jobs finish.
     pub fn resize(&self, new: usize) {

@@ -34,8 +34,10 @@
 //! queue (only `redrive` deletes, from the DLQ, after re-sending).
 
 pub mod batch;
+mod job;
 
-use std::fmt;
+pub use job::{validate, validate_for, Job, JobId, MAX_ATTRIBUTES};
+
 use std::time::Duration;
 
 use aws_sdk_sqs::error::DisplayErrorContext;
@@ -47,57 +49,6 @@ use crate::tracking::{JobState, Table, Update, JOB_ID_ATTRIBUTE};
 use batch::{BatchReply, BatchSender, Entry, EntryError, Sent};
 
 pub use super::table::{self, HistoryEntry, JobStatus};
-
-/// A job's id: a UUID (or, for messages from other producers, the SQS
-/// message id).
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct JobId(pub String);
-
-impl JobId {
-    /// A fresh random (v4) UUID.
-    pub fn new() -> JobId {
-        JobId(uuid::Uuid::new_v4().to_string())
-    }
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl Default for JobId {
-    fn default() -> Self {
-        JobId::new()
-    }
-}
-
-impl fmt::Display for JobId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-/// A job to enqueue: the body (the job's stdin) and message attributes
-/// (the job's `DRAINERD_ATTR_*` environment).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Job {
-    pub body: String,
-    pub attributes: Vec<(String, String)>,
-}
-
-impl Job {
-    pub fn new(body: impl Into<String>) -> Job {
-        Job {
-            body: body.into(),
-            attributes: Vec::new(),
-        }
-    }
-    pub fn attribute(mut self, name: impl Into<String>, value: impl Into<String>) -> Job {
-        self.attributes.push((name.into(), value.into()));
-        self
-    }
-}
-
-/// SQS allows 10 message attributes; one is the job id.
-pub const MAX_ATTRIBUTES: usize = 9;
 
 /// Why a job was not (or may not have been) enqueued.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -119,46 +70,6 @@ pub enum EnqueueError {
         job_id: JobId,
         detail: String,
     },
-}
-
-/// Checks a job's attributes against SQS's rules before sending.
-///
-/// # Errors
-/// Too many attributes, an empty value, a reserved or malformed name.
-pub fn validate(job: &Job) -> Result<(), String> {
-    if job.body.is_empty() {
-        return Err("the body is empty (SQS refuses empty messages)".into());
-    }
-    if job.attributes.len() > MAX_ATTRIBUTES {
-        return Err(format!(
-            "{} attributes; SQS allows {MAX_ATTRIBUTES} besides the job id",
-            job.attributes.len()
-        ));
-    }
-    for (k, v) in &job.attributes {
-        let lower = k.to_ascii_lowercase();
-        if k.is_empty() || k.len() > 256 {
-            return Err(format!("attribute name {k:?}: 1 to 256 characters"));
-        }
-        if lower == JOB_ID_ATTRIBUTE || lower.starts_with("aws.") || lower.starts_with("amazon.") {
-            return Err(format!("attribute name {k:?} is reserved"));
-        }
-        if !k
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
-            || k.starts_with('.')
-            || k.ends_with('.')
-            || k.contains("..")
-        {
-            return Err(format!(
-                "attribute name {k:?}: use letters, digits, '_', '-' and '.'"
-            ));
-        }
-        if v.is_empty() {
-            return Err(format!("attribute {k:?} has an empty value"));
-        }
-    }
-    Ok(())
 }
 
 /// Enqueues jobs on one queue.
@@ -220,6 +131,7 @@ impl Enqueuer {
         let job = Job {
             body: body.to_string(),
             attributes: attributes.to_vec(),
+            ..Job::default()
         };
         self.enqueue_many(std::slice::from_ref(&job))
             .await
@@ -245,8 +157,9 @@ impl Enqueuer {
         let mut ids = Vec::new();
         let mut entries = Vec::new();
         let mut positions = Vec::new();
+        let fifo = self.url.ends_with(".fifo");
         for (i, job) in jobs.iter().enumerate() {
-            if let Err(e) = validate(job) {
+            if let Err(e) = validate(job).and_then(|()| validate_for(job, fifo)) {
                 results[i] = Some(Err(EnqueueError::Invalid(e)));
                 continue;
             }
@@ -256,6 +169,8 @@ impl Enqueuer {
             entries.push(Entry {
                 body: job.body.clone(),
                 attributes,
+                group: job.group.clone(),
+                dedup_id: job.dedup_id.clone(),
             });
             ids.push(id);
             positions.push(i);
@@ -334,7 +249,9 @@ impl BatchSender for Enqueuer {
                 let mut b = SendMessageBatchRequestEntry::builder()
                     .id(i.to_string())
                     .message_body(&e.body)
-                    .set_delay_seconds(self.delay.map(|d| d.as_secs() as i32));
+                    .set_delay_seconds(self.delay.map(|d| d.as_secs() as i32))
+                    .set_message_group_id(e.group.clone())
+                    .set_message_deduplication_id(e.dedup_id.clone());
                 for (k, v) in &e.attributes {
                     b = b.message_attributes(
                         k,

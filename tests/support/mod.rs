@@ -6,6 +6,9 @@
 //! - `imds`: the metadata simulator;
 //! - `proxy`: a TCP relay that can fail every connection, standing in for
 //!   an SQS endpoint outage (AWS: SDK calls then fail with dispatch errors);
+//! - `faultproxy`: an HTTP proxy in front of moto that resets, fails,
+//!   throttles, delays or black-holes a share of the requests, per API
+//!   (the network between an instance and AWS misbehaving);
 //! - `notify`: a real unix datagram socket as systemd's `NOTIFY_SOCKET`;
 //! - `page`: the status page over HTTP and the `/metrics` parser;
 //! - `lifecycle`: lifecycle-hook calls moto lacks, answered by a fixture.
@@ -15,6 +18,7 @@
 #![allow(dead_code, unused_imports)]
 
 pub mod agent;
+pub mod faultproxy;
 pub mod imds;
 pub mod lifecycle;
 pub mod moto;
@@ -23,6 +27,7 @@ pub mod page;
 pub mod proxy;
 
 pub use agent::*;
+pub use faultproxy::{Fault, FaultProxy, Rule, Share};
 pub use imds::*;
 pub use moto::*;
 pub use notify::*;

@@ -152,6 +152,11 @@ pub(super) fn to_received(m: Message) -> Option<Received> {
         .and_then(|a| a.get(&MessageSystemAttributeName::ApproximateReceiveCount))
         .and_then(|c| c.parse().ok())
         .unwrap_or(1);
+    let group = m
+        .attributes
+        .as_ref()
+        .and_then(|a| a.get(&MessageSystemAttributeName::MessageGroupId))
+        .cloned();
     let raw = m.message_attributes.unwrap_or_default();
     let interruptions = raw
         .get(INTERRUPTIONS_ATTRIBUTE)
@@ -164,6 +169,7 @@ pub(super) fn to_received(m: Message) -> Option<Received> {
         body: bytes::Bytes::from(m.body.unwrap_or_default()),
         receive_count,
         interruptions,
+        group,
         attributes: attributes_env(&raw),
         raw_attributes: raw
             .into_iter()

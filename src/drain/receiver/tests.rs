@@ -18,8 +18,10 @@ use crate::drain::output::LineBudget;
 use crate::status::counters::Counters;
 
 fn config() -> Config {
+    // Every body is above max_message_bytes: a message is rejected at once,
+    // without a process, so slots free up as fast as receives bring work.
     Config::from_str_with_env(
-        "[queue]\nurl='https://sqs.fake/1/q'\nwait_time='20s'\n[job]\ncommand=['/bin/true']\nconcurrency=3\n",
+        "[queue]\nurl='https://sqs.fake/1/q'\nwait_time='20s'\nmax_message_bytes=1\n[job]\ncommand=['/bin/true']\nconcurrency=3\n",
         std::path::Path::new("t.toml"),
         &BTreeMap::new(),
     )
@@ -154,6 +156,61 @@ async fn a_failed_receive_backs_off_then_receives_again() {
     );
     tokio::time::sleep(Duration::from_millis(600)).await;
     assert_eq!(rig.fake.receive_calls().len(), 2, "receiving again");
+    rig.intake.cancel();
+    rig.task.await.unwrap();
+}
+
+fn full(n: usize, after_ms: u64, tag: &str) -> Receive {
+    Receive::Messages {
+        after: Duration::from_millis(after_ms),
+        messages: (0..n).map(|i| message(&format!("{tag}-{i}"))).collect(),
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_backlogged_queue_gets_parallel_receives_of_full_batches() {
+    let fake = Arc::new(FakeQueue::default());
+    for round in 0..6 {
+        fake.receive_next(full(10, 500, &format!("r{round}")));
+    }
+    let rig = start(fake, Arc::new(Slots::new(32)));
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let asked = rig.fake.receive_calls();
+    assert!(
+        rig.fake.most_receiving() >= 2,
+        "parallel receives: {asked:?}"
+    );
+    assert!(
+        rig.fake.most_receiving() <= 3,
+        "never more than 32 slots' worth"
+    );
+    assert_eq!(asked[0], 10);
+    assert!(asked.iter().all(|n| *n <= 10), "{asked:?}");
+    rig.intake.cancel();
+    rig.task.await.unwrap();
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_idle_queue_gets_one_long_poll_at_a_time() {
+    let fake = Arc::new(FakeQueue::default());
+    let rig = start(fake, Arc::new(Slots::new(64)));
+    tokio::time::sleep(Duration::from_secs(61)).await;
+    assert_eq!(rig.fake.most_receiving(), 1);
+    assert_eq!(rig.fake.receive_calls().len(), 4, "one per 20 s wait");
+    rig.intake.cancel();
+    rig.task.await.unwrap();
+}
+
+#[tokio::test(start_paused = true)]
+async fn ten_slots_or_fewer_never_receive_twice_at_once() {
+    let fake = Arc::new(FakeQueue::default());
+    for round in 0..6 {
+        fake.receive_next(full(8, 300, &format!("r{round}")));
+    }
+    let rig = start(fake, Arc::new(Slots::new(8)));
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert_eq!(rig.fake.most_receiving(), 1);
+    assert!(rig.fake.receive_calls().iter().all(|n| *n == 8));
     rig.intake.cancel();
     rig.task.await.unwrap();
 }

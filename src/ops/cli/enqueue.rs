@@ -23,6 +23,16 @@ pub struct EnqueueArgs {
     /// Hold each job back this long before it can run (at most 15m).
     #[arg(long, value_parser = parse_delay)]
     pub delay: Option<Duration>,
+    /// The message group (required on a FIFO queue: a group's jobs run one
+    /// at a time, in order); with --from-file, for every job (a line's own
+    /// "group" wins).
+    #[arg(long, value_name = "GROUP")]
+    pub group: Option<String>,
+    /// The deduplication id (FIFO queues: the same id within five minutes
+    /// is queued once). Without it a FIFO queue needs content-based
+    /// deduplication.
+    #[arg(long, value_name = "ID", conflicts_with = "from_file")]
+    pub dedup_id: Option<String>,
     /// Enqueue every line of this file (see README, "Enqueueing jobs").
     #[arg(long, value_name = "PATH", conflicts_with = "body")]
     pub from_file: Option<PathBuf>,
@@ -82,6 +92,7 @@ pub fn parse_jobs(text: &str, common: &[(String, String)]) -> (Vec<(usize, Job)>
             Ok(Job {
                 body: raw.to_string(),
                 attributes: common.to_vec(),
+                ..Job::default()
             })
         };
         match job.and_then(|j| client::validate(&j).map(|()| j)) {
@@ -96,11 +107,19 @@ fn parse_object(line: &str) -> Result<Job, String> {
     let v: serde_json::Value =
         serde_json::from_str(line).map_err(|e| format!("not valid JSON: {e}"))?;
     let obj = v.as_object().ok_or("not a JSON object")?;
-    if let Some(k) = obj.keys().find(|k| *k != "body" && *k != "attributes") {
+    const KEYS: [&str; 4] = ["body", "attributes", "group", "dedup_id"];
+    if let Some(k) = obj.keys().find(|k| !KEYS.contains(&k.as_str())) {
         return Err(format!(
-            "unknown key {k:?} (only \"body\" and \"attributes\")"
+            "unknown key {k:?} (only \"body\", \"attributes\", \"group\" and \"dedup_id\")"
         ));
     }
+    let text = |k: &str| -> Result<Option<String>, String> {
+        match obj.get(k) {
+            None => Ok(None),
+            Some(serde_json::Value::String(s)) => Ok(Some(s.clone())),
+            Some(_) => Err(format!("\"{k}\" is not a string")),
+        }
+    };
     let body = obj
         .get("body")
         .and_then(|b| b.as_str())
@@ -120,6 +139,8 @@ fn parse_object(line: &str) -> Result<Job, String> {
     Ok(Job {
         body: body.to_string(),
         attributes,
+        group: text("group")?,
+        dedup_id: text("dedup_id")?,
     })
 }
 
@@ -134,16 +155,20 @@ pub async fn run(args: EnqueueArgs) -> Result<(), Failure> {
         enqueuer = enqueuer.with_tracking(t);
     }
     match args.from_file {
-        Some(path) => from_file(&enqueuer, &path, &args.attrs).await,
-        None => one(&enqueuer, args.body, &args.attrs).await,
+        Some(path) => from_file(&enqueuer, &path, &args.attrs, args.group.as_deref()).await,
+        None => {
+            let job = Job {
+                attributes: args.attrs.clone(),
+                group: args.group.clone(),
+                dedup_id: args.dedup_id.clone(),
+                ..Job::default()
+            };
+            one(&enqueuer, args.body, job).await
+        }
     }
 }
 
-async fn one(
-    enqueuer: &Enqueuer,
-    body: Option<String>,
-    attrs: &[(String, String)],
-) -> Result<(), Failure> {
+async fn one(enqueuer: &Enqueuer, body: Option<String>, job: Job) -> Result<(), Failure> {
     let body = match body.as_deref() {
         Some("-") => {
             let mut b = String::new();
@@ -161,7 +186,13 @@ async fn one(
             "no job: give the body as an argument, `-` to read it from stdin, or --from-file PATH",
         )),
     };
-    match enqueuer.enqueue(&body, attrs).await {
+    let job = Job { body, ..job };
+    let result = enqueuer
+        .enqueue_many(std::slice::from_ref(&job))
+        .await
+        .pop()
+        .expect("one result per job");
+    match result {
         Ok(id) => {
             println!("{id}");
             Ok(())
@@ -178,6 +209,7 @@ async fn from_file(
     enqueuer: &Enqueuer,
     path: &std::path::Path,
     attrs: &[(String, String)],
+    group: Option<&str>,
 ) -> Result<(), Failure> {
     let text = std::fs::read_to_string(path).map_err(|e| {
         Failure::new(
@@ -185,7 +217,12 @@ async fn from_file(
             format!("cannot read {}: {e}", path.display()),
         )
     })?;
-    let (jobs, bad) = parse_jobs(&text, attrs);
+    let (mut jobs, bad) = parse_jobs(&text, attrs);
+    for (_, job) in &mut jobs {
+        if job.group.is_none() {
+            job.group = group.map(str::to_string);
+        }
+    }
     for b in &bad {
         eprintln!("{}:{}: {}; not sent", path.display(), b.line, b.problem);
     }

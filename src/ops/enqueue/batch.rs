@@ -16,11 +16,14 @@ use std::time::Duration;
 
 use crate::ops::cost::{MAX_BATCH, SEND_BATCH_BYTES};
 
-/// One message to send: body and message attributes (the job id included).
-#[derive(Debug, Clone, PartialEq)]
+/// One message to send: body and message attributes (the job id
+/// included), and its FIFO group and deduplication id.
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Entry {
     pub body: String,
     pub attributes: Vec<(String, String)>,
+    pub group: Option<String>,
+    pub dedup_id: Option<String>,
 }
 
 impl Entry {

@@ -12,6 +12,7 @@ fn entries(n: usize, size: usize) -> Vec<Entry> {
         .map(|i| Entry {
             body: format!("{i:04}{}", "x".repeat(size.saturating_sub(4))),
             attributes: vec![],
+            ..Entry::default()
         })
         .collect()
 }

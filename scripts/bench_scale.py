@@ -1,0 +1,231 @@
+"""Scale benchmark: are the slots kept busy at any concurrency and latency?
+
+For each concurrency C (8, 32, 128) and SQS request delay D (0, 50 ms,
+500 ms, added by a relay in front of moto: every request is a connection,
+since moto closes each after one response), drains ROUNDS x C jobs that
+each sleep one second, and prints:
+
+- slot utilization: the ideal time (ROUNDS seconds) / the wall time from
+  the first job's start to the last job's end;
+- SQS requests per job (drainerd's own count, logged when it stops);
+- drainerd's CPU per job (its own process, from /proc; the jobs' is
+  sleep's) and its peak RSS.
+
+Then 256 concurrent `sleep` jobs: drainerd's CPU and memory while they run.
+
+moto is a single-threaded Python emulator and slows with queue depth: at
+high concurrency and no delay it, not drainerd, is the bottleneck; the
+script prints moto's mean answer time per request beside each row so the
+reader can tell (a run whose receives take longer than the delay plus a
+few milliseconds is moto-bound).
+"""
+import argparse
+import asyncio
+import os
+import re
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+from common import ROOT, agent_env, client, queue_toml, start_moto, stop_all
+
+BIN = os.path.join(ROOT, "target", "release", "drainerd")
+TICK_MS = 1000.0 / os.sysconf("SC_CLK_TCK")
+
+
+def cpu_ms(pid):
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) * TICK_MS
+
+
+def peak_rss_kib(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    return 0
+
+
+class Relay:
+    """A TCP relay that holds each connection `delay` seconds before
+    forwarding it, and counts connections and the time moto took."""
+
+    def __init__(self, target_port):
+        self.target_port = target_port
+        self.delay = 0.0
+        self.connections = 0
+        self.upstream_seconds = 0.0
+        self.loop = asyncio.new_event_loop()
+        ready = threading.Event()
+        threading.Thread(target=self._run, args=(ready,), daemon=True).start()
+        ready.wait()
+
+    def _run(self, ready):
+        asyncio.set_event_loop(self.loop)
+        server = self.loop.run_until_complete(asyncio.start_server(self._handle, "127.0.0.1", 0))
+        self.port = server.sockets[0].getsockname()[1]
+        ready.set()
+        self.loop.run_forever()
+
+    async def _handle(self, reader, writer):
+        self.connections += 1
+        await asyncio.sleep(self.delay)
+        try:
+            up_r, up_w = await asyncio.open_connection("127.0.0.1", self.target_port)
+        except OSError:
+            writer.close()
+            return
+        started = time.monotonic()
+
+        async def pipe(r, w, timed):
+            try:
+                while True:
+                    data = await r.read(65536)
+                    if not data:
+                        break
+                    w.write(data)
+                    await w.drain()
+            except OSError:
+                pass
+            finally:
+                if timed:
+                    self.upstream_seconds += time.monotonic() - started
+                try:
+                    w.close()
+                except OSError:
+                    pass
+
+        await asyncio.gather(pipe(reader, up_w, False), pipe(up_r, writer, True))
+
+
+def send_jobs(sqs, url, n, body):
+    for start in range(0, n, 10):
+        entries = [{"Id": str(i), "MessageBody": f"{body} {start + i}"} for i in range(min(10, n - start))]
+        sqs.send_message_batch(QueueUrl=url, Entries=entries)
+
+
+def run_once(endpoint, relay, concurrency, delay, rounds, seconds, work):
+    sqs = client("sqs", endpoint)
+    name = f"scale-{concurrency}-{int(delay * 1000)}-{time.time_ns()}"
+    url = sqs.create_queue(QueueName=name)["QueueUrl"]
+    jobs = concurrency * rounds
+    send_jobs(sqs, url, jobs, "job")
+    times = os.path.join(work, f"{name}.times")
+    script = os.path.join(work, "job.sh")
+    with open(script, "w") as f:
+        f.write(f'#!/bin/sh\ncat >/dev/null\ns=$(date +%s%N)\nsleep {seconds}\necho "$s $(date +%s%N)" >> "$TIMES"\n')
+    os.chmod(script, 0o755)
+    config = os.path.join(work, f"{name}.toml")
+    with open(config, "w") as f:
+        f.write(queue_toml(url, f"http://127.0.0.1:{relay.port}")
+                + f'[job]\ncommand = ["{script}"]\nconcurrency = {concurrency}\ntimeout = "1m"\nkill_grace = "5s"\n')
+    relay.delay = delay
+    conns_before, moto_before = relay.connections, relay.upstream_seconds
+    log_path = os.path.join(work, f"{name}.log")
+    env = agent_env(AWS_EC2_METADATA_DISABLED="true", DRAINERD_METADATA_ENABLED="false",
+                    DRAINERD_STATUS_ENABLED="false", RUST_LOG="info", TIMES=times)
+    with open(log_path, "w") as log:
+        p = subprocess.Popen([BIN, "run", "--config", config, "--log-format", "text"], stdout=log, stderr=log, env=env)
+    try:
+        deadline = time.time() + 600
+        while time.time() < deadline:
+            done = sum(1 for _ in open(times)) if os.path.exists(times) else 0
+            if done >= jobs:
+                break
+            if p.poll() is not None:
+                sys.exit(f"drainerd exited: {open(log_path).read()}")
+            time.sleep(0.2)
+        cpu = cpu_ms(p.pid)
+        rss = peak_rss_kib(p.pid)
+        p.send_signal(signal.SIGTERM)
+        p.wait(timeout=120)
+    finally:
+        if p.poll() is None:
+            p.kill()
+    spans = [tuple(int(x) for x in line.split()) for line in open(times)]
+    wall = (max(e for _, e in spans) - min(s for s, _ in spans)) / 1e9
+    text = open(log_path).read()
+    m = re.search(r"sqs_requests_per_job=([0-9.]+)", text)
+    conns = relay.connections - conns_before
+    moto_ms = (relay.upstream_seconds - moto_before) / max(conns, 1) * 1000
+    sqs.delete_queue(QueueUrl=url)
+    return {
+        "utilization": rounds * seconds / wall,
+        "wall": wall,
+        "requests_per_job": float(m.group(1)) if m else float("nan"),
+        "cpu_per_job_ms": cpu / jobs,
+        "rss_mib": rss / 1024,
+        "moto_ms": moto_ms,
+    }
+
+
+def idle_many(endpoint, relay, jobs, seconds, work):
+    """`jobs` concurrent sleep jobs: drainerd's CPU and RSS while they run."""
+    sqs = client("sqs", endpoint)
+    url = sqs.create_queue(QueueName=f"many-{time.time_ns()}")["QueueUrl"]
+    send_jobs(sqs, url, jobs, "sleep")
+    config = os.path.join(work, "many.toml")
+    with open(config, "w") as f:
+        f.write(queue_toml(url, f"http://127.0.0.1:{relay.port}")
+                + f'[job]\ncommand = ["/bin/sleep", "{seconds}"]\nconcurrency = {jobs}\n')
+    relay.delay = 0
+    log_path = os.path.join(work, "many.log")
+    env = agent_env(AWS_EC2_METADATA_DISABLED="true", DRAINERD_METADATA_ENABLED="false",
+                    DRAINERD_STATUS_ENABLED="false", RUST_LOG="info")
+    with open(log_path, "w") as log:
+        p = subprocess.Popen([BIN, "run", "--config", config, "--log-format", "text"], stdout=log, stderr=log, env=env)
+    try:
+        started = time.time()
+        while time.time() - started < 60:
+            running = len(re.findall(r"job finished", open(log_path).read()))
+            inflight = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["ApproximateNumberOfMessagesNotVisible"])
+            if int(inflight["Attributes"]["ApproximateNumberOfMessagesNotVisible"]) >= jobs and running == 0:
+                break
+            time.sleep(0.2)
+        cpu0, t0 = cpu_ms(p.pid), time.time()
+        time.sleep(seconds / 2)
+        cpu1, t1 = cpu_ms(p.pid), time.time()
+        rss = peak_rss_kib(p.pid)
+        p.send_signal(signal.SIGTERM)
+        p.wait(timeout=120)
+    finally:
+        if p.poll() is None:
+            p.kill()
+    return (cpu1 - cpu0) / (t1 - t0) / 10, rss / 1024  # percent of one core, MiB
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--concurrency", default="8,32,128")
+    ap.add_argument("--delay-ms", default="0,50,500")
+    ap.add_argument("--rounds", type=int, default=4, help="jobs = rounds x concurrency")
+    ap.add_argument("--job-seconds", type=float, default=1.0)
+    ap.add_argument("--many", type=int, default=256, help="concurrent sleep jobs for the last measure (0: skip)")
+    args = ap.parse_args()
+    procs = []
+    try:
+        moto, endpoint = start_moto()
+        procs.append(moto)
+        relay = Relay(int(endpoint.rsplit(":", 1)[1]))
+        with tempfile.TemporaryDirectory() as work:
+            print(f"{'slots':>5} {'delay':>6} {'utilization':>11} {'wall':>7} {'SQS req/job':>11} "
+                  f"{'CPU ms/job':>10} {'peak RSS':>9} {'moto ms/req':>11}")
+            for c in (int(x) for x in args.concurrency.split(",")):
+                for d in (int(x) for x in args.delay_ms.split(",")):
+                    r = run_once(endpoint, relay, c, d / 1000, args.rounds, args.job_seconds, work)
+                    print(f"{c:>5} {d:>4}ms {r['utilization'] * 100:>10.0f}% {r['wall']:>6.1f}s "
+                          f"{r['requests_per_job']:>11.3f} {r['cpu_per_job_ms']:>10.2f} "
+                          f"{r['rss_mib']:>7.1f}Mi {r['moto_ms']:>11.0f}", flush=True)
+            if args.many:
+                cpu, rss = idle_many(endpoint, relay, args.many, 20, work)
+                print(f"{args.many} concurrent sleep jobs: drainerd at {cpu:.2f}% of a core, peak RSS {rss:.1f} MiB")
+    finally:
+        stop_all(procs)
+
+
+if __name__ == "__main__":
+    main()
