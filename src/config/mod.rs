@@ -214,27 +214,6 @@ impl Default for AgentConfig {
     }
 }
 
-/// Why a configuration was refused.
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    #[error("config {path}: cannot read: {source}; create it or pass --config PATH")]
-    Read {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-    #[error("config {path}: {message}")]
-    Parse { path: PathBuf, message: String },
-    #[error("config {path}: {field} {problem}; {fix}")]
-    Invalid {
-        path: PathBuf,
-        field: String,
-        problem: String,
-        fix: String,
-    },
-    #[error("environment: {0}")]
-    Env(String),
-}
-
 impl Config {
     /// Reads `path`, applies `DRAINERD_*` overrides from `env`, validates.
     ///
@@ -358,24 +337,6 @@ impl Config {
     }
 }
 
-/// A TOML syntax error as line, column and message, without the
-/// offending line itself: it may hold a secret (a token with a missing
-/// quote).
-fn toml_error(text: &str, e: &toml::de::Error) -> String {
-    match e.span() {
-        Some(span) => {
-            let before = &text[..span.start.min(text.len())];
-            let line = before.matches('\n').count() + 1;
-            let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
-            format!(
-                "not valid TOML at line {line}, column {column}: {}",
-                e.message().trim_end()
-            )
-        }
-        None => format!("not valid TOML: {}", e.message().trim_end()),
-    }
-}
-
 /// `https://sqs.eu-west-1.amazonaws.com/123/q` → `eu-west-1`.
 pub fn region_from_queue_url(url: &str) -> Option<String> {
     let host = url.split("://").nth(1)?.split('/').next()?;
@@ -387,59 +348,12 @@ pub fn region_from_queue_url(url: &str) -> Option<String> {
     (parts.next()? == "amazonaws").then(|| region.to_string())
 }
 
-/// A setting that only takes effect on restart. This list is the only
-/// place that says so: reload both reports a refused change and keeps the
-/// running value from it. Everything else changes on reload (SIGHUP).
-struct RestartOnly {
-    field: &'static str,
-    /// The setting as the log shows it.
-    show: fn(&Config) -> String,
-    /// The two configurations agree on it.
-    unchanged: fn(&Config, &Config) -> bool,
-    /// Copies the running value into a new configuration.
-    keep: fn(&mut Config, &Config),
-}
-
-macro_rules! restart_only {
-    ($field:literal, $($path:ident).+) => {
-        RestartOnly {
-            field: $field,
-            show: |c| format!("{:?}", c.$($path).+),
-            unchanged: |a, b| a.$($path).+ == b.$($path).+,
-            keep: |new, running| new.$($path).+ = running.$($path).+.clone(),
-        }
-    };
-}
-
-/// The settings a running agent cannot change: its queue and the clients,
-/// tasks and listeners built at start from them.
-const RESTART_ONLY: &[RestartOnly] = &[
-    // A URL read from an instance tag is compared as the tag reference.
-    RestartOnly {
-        field: "queue.url",
-        show: |c| c.queue.url.clone(),
-        unchanged: |a, b| b.queue.url.starts_with(TAG_PREFIX) || a.queue.url == b.queue.url,
-        keep: |new, running| new.queue.url = running.queue.url.clone(),
-    },
-    restart_only!("queue.region", queue.region),
-    restart_only!("queue.endpoint_url", queue.endpoint_url),
-    restart_only!("job.user", job.user),
-    restart_only!("job.group", job.group),
-    restart_only!("metadata", metadata),
-    restart_only!("fleet", fleet),
-    // Field by field, so a changed token is named without being shown
-    // (a Secret's Debug is `<redacted>`).
-    restart_only!("status.enabled", status.enabled),
-    restart_only!("status.listen", status.listen),
-    restart_only!("status.refresh_interval", status.refresh_interval),
-    restart_only!("status.control_token", status.control_token),
-    restart_only!("status.actions_per_minute", status.actions_per_minute),
-    restart_only!("status.allowed_hosts", status.allowed_hosts),
-    restart_only!("tracking", tracking),
-    restart_only!("agent.log_level", agent.log_level),
-];
-
 pub mod duration;
+mod error;
+mod restart_only;
+use error::toml_error;
+pub use error::ConfigError;
+use restart_only::RESTART_ONLY;
 mod fleet;
 mod metadata;
 pub mod overrides;

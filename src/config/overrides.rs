@@ -300,6 +300,7 @@ const NOT_FIELDS: &[&str] = &[
     "DRAINERD_MESSAGE_ID",
     "DRAINERD_RECEIVE_COUNT",
     "DRAINERD_INTERRUPTIONS",
+    "DRAINERD_MESSAGE_GROUP_ID",
     "DRAINERD_DEADLINE",
 ];
 /// Each message attribute reaches its job as `DRAINERD_ATTR_<NAME>`.

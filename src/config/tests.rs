@@ -364,3 +364,34 @@ fn a_reload_takes_live_settings_and_keeps_restart_only_ones() {
     assert_eq!(applied.job.concurrency, 2);
     assert!(running.restart_only_changes(&applied).is_empty());
 }
+
+#[test]
+fn every_variable_drainerd_gives_a_job_is_known() {
+    // A job that runs drainerd (`drainerd enqueue`) passes them back: no
+    // warning for any of them.
+    let runner =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("src/drain/runner.rs"))
+            .unwrap();
+    let names: Vec<String> = runner
+        .split('"')
+        .filter(|s| {
+            s.starts_with("DRAINERD_") && s.chars().all(|c| c.is_ascii_uppercase() || c == '_')
+        })
+        .map(|s| s.to_string())
+        .collect();
+    assert!(names.len() >= 6, "{names:?}");
+    let env: Vec<(&str, &str)> = names
+        .iter()
+        .map(|n| {
+            (
+                n.as_str(),
+                if n == "DRAINERD_QUEUE_URL" {
+                    "https://sqs.eu-west-1.amazonaws.com/1/q"
+                } else {
+                    "1"
+                },
+            )
+        })
+        .collect();
+    assert!(warnings(&env).is_empty(), "{:?}", warnings(&env));
+}

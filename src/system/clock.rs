@@ -1,6 +1,6 @@
 //! Time arithmetic that saturates: `later(t, d)` is `t + d`, or the far
 //! future when that would not fit. Configured durations are bounded by
-//! validation (at most 365 days), but an instant plus a duration that
+//! validation (at most a year), but an instant plus a duration that
 //! overflows panics, and a panic here would end a task for good (the fleet
 //! task, a job's task): every "now + configured duration" in the agent goes
 //! through [`Later::later`] so no value can do that.

@@ -280,3 +280,30 @@ fn set_duration(c: &mut Config, field: &str, d: Duration) {
         other => panic!("a duration field without a setter here: {other}"),
     }
 }
+
+#[test]
+fn the_configuration_reference_lists_every_range() {
+    let doc = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/configuration.md"),
+    )
+    .unwrap();
+    let rows: Vec<String> = DURATIONS
+        .iter()
+        .map(|r| format!("| `{}` | {} |", r.field, r.text()))
+        .chain(
+            NUMBERS
+                .iter()
+                .map(|r| format!("| `{}` | {} |", r.field, r.text())),
+        )
+        .collect();
+    let missing: Vec<&String> = rows.iter().filter(|r| !doc.contains(r.as_str())).collect();
+    assert!(
+        missing.is_empty(),
+        "docs/configuration.md, \"Valid ranges\", lacks:\n{}",
+        missing
+            .iter()
+            .map(|r| r.as_str())
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+}
