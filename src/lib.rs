@@ -5,6 +5,7 @@
 //!
 //! | folder        | owns |
 //! |---------------|------|
+//! | `cli`         | the command line's definition: `main` parses it; the man pages and completions are generated from it |
 //! | `config/`     | what the operator asked for: the file, `DRAINERD_*` overrides, durations, validation |
 //! | `control`     | the control inbox (signals, notices, leaving) and the one shutdown tree every task runs under |
 //! | `supervisor/` | the drain's state machine, wiring at start, reload, the terminate lifecycle hook |
@@ -24,6 +25,7 @@
 #![forbid(unsafe_code)]
 
 pub mod aws;
+pub mod cli;
 pub mod config;
 pub mod control;
 pub mod decide;

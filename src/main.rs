@@ -5,66 +5,14 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::Parser;
+use drainerd::cli::{Cli, Command};
 use drainerd::config::overrides::ProcessEnv;
 use drainerd::config::Config;
 use drainerd::exit;
 use drainerd::supervisor::{self, AgentError};
 use drainerd::system::logging::{self, LogFormat};
 use drainerd::system::privileges;
-
-const EXAMPLES: &str = "\
-Examples:
-  drainerd run                                  # uses /etc/drainerd/drainerd.toml
-  drainerd run --config ./drainerd.toml --log-format json
-  drainerd check-config --config /etc/drainerd/reports.toml
-  DRAINERD_QUEUE_URL=https://sqs.us-east-1.amazonaws.com/123456789012/jobs \\
-  DRAINERD_JOB_COMMAND='[\"/usr/local/bin/worker\"]' drainerd run
-
-  drainerd enqueue --queue URL --attr tenant=acme 'report 42'
-  drainerd enqueue --from-file jobs.jsonl
-  drainerd queue; drainerd dlq redrive --yes; drainerd cost --run-time 30s
-
-Exit codes: 0 stopped cleanly, 78 bad configuration, 69 queue missing or
-unreachable at start, 70 internal error; client commands also 64 usage,
-65 some jobs not queued, 66 input file unreadable.";
-
-#[derive(Parser)]
-#[command(name = "drainerd", version, about = "Drains an SQS queue into child processes, losing nothing", after_help = EXAMPLES)]
-struct Cli {
-    #[command(subcommand)]
-    command: Command,
-}
-
-#[derive(Subcommand)]
-enum Command {
-    /// Drain the queue until SIGTERM.
-    Run {
-        /// Configuration file.
-        #[arg(
-            long,
-            env = "DRAINERD_CONFIG",
-            default_value = "/etc/drainerd/drainerd.toml"
-        )]
-        config: PathBuf,
-        /// Log output.
-        #[arg(long, env = "DRAINERD_LOG_FORMAT", value_enum, default_value = "auto")]
-        log_format: LogFormat,
-    },
-    /// Validate the configuration and print it, secrets redacted (exit 0 or 78).
-    CheckConfig {
-        /// Configuration file.
-        #[arg(
-            long,
-            env = "DRAINERD_CONFIG",
-            default_value = "/etc/drainerd/drainerd.toml"
-        )]
-        config: PathBuf,
-    },
-    /// Producer and operator commands (enqueue, job, queue, dlq, table, cost).
-    #[command(flatten)]
-    Client(drainerd::ops::cli::ClientCommand),
-}
 
 fn main() -> ExitCode {
     // Usage errors exit 64 (EX_USAGE), as the README documents; help and

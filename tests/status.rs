@@ -227,6 +227,24 @@ async fn headless_chromium_shows_the_live_numbers() {
     })
     .await
     .expect("figures of the drained queue read");
+    // The chart's series holds the jobs (wherever minute boundaries fell)
+    // and a reading of the drained queue.
+    let hour = eventually(Duration::from_secs(20), || async {
+        let s = status_json(port).await;
+        let hour = s["last_hour"].as_array().unwrap().clone();
+        let read = hour.iter().rev().find(|m| !m["queue_visible"].is_null());
+        (series_sum(&hour, "succeeded") == 7 && read.is_some_and(|m| m["queue_visible"] == 0))
+            .then_some(hour)
+    })
+    .await
+    .expect("the last hour holds the 7 jobs and the drained queue");
+    assert_eq!(series_sum(&hour, "failed"), 0);
+    assert_eq!(series_sum(&hour, "handed_back"), 0);
+    assert!(hour.len() <= 60);
+    assert!(hour.last().unwrap()["minute"]
+        .as_str()
+        .unwrap()
+        .ends_with(":00Z"));
 
     let artifacts = Path::new(ROOT).join("target/test-artifacts");
     std::fs::create_dir_all(&artifacts).unwrap();
@@ -257,7 +275,7 @@ async fn headless_chromium_shows_the_live_numbers() {
         String::from_utf8_lossy(&out.stdout).into_owned()
     };
     run(&[
-        "--window-size=480,1400",
+        "--window-size=480,1600",
         &format!("--screenshot={}", shot.display()),
     ]);
     assert!(
@@ -273,6 +291,19 @@ async fn headless_chromium_shows_the_live_numbers() {
     assert!(dom.contains("<b id=\"queue-visible\">0</b>"), "{dom}");
     assert!(dom.contains("<b id=\"dlq-visible\">0</b>"), "{dom}");
     assert!(dom.contains("action=\"/spawn\""), "{dom}");
+    // The chart: a group per counted minute carrying its figures, the
+    // jobs all there, the newest queue reading the drained queue.
+    std::fs::write(artifacts.join("status-page.html"), &dom).unwrap();
+    assert!(dom.contains("<svg class=\"chart\""), "{dom}");
+    assert_eq!(dom_sum(&dom, "data-succeeded"), 7, "{dom}");
+    assert_eq!(dom_sum(&dom, "data-failed"), 0, "{dom}");
+    assert_eq!(dom_sum(&dom, "data-handed-back"), 0, "{dom}");
+    assert!(
+        dom.contains(" succeeded, 0 failed, 0 handed back</title>"),
+        "{dom}"
+    );
+    let depths = dom_values(&dom, "data-queue-visible");
+    assert_eq!(depths.last(), Some(&0), "{dom}");
     // The numbers are live: more jobs, a new page load, new figures.
     for i in 0..3 {
         send(&sqs, &url, &format!("more {i}")).await;
@@ -282,8 +313,36 @@ async fn headless_chromium_shows_the_live_numbers() {
     })
     .await
     .expect("10 jobs done");
+    eventually(Duration::from_secs(20), || async {
+        let hour = status_json(port).await["last_hour"]
+            .as_array()
+            .unwrap()
+            .clone();
+        (series_sum(&hour, "succeeded") == 10).then_some(())
+    })
+    .await
+    .expect("the last hour holds 10 jobs");
     let dom = run(&["--dump-dom"]);
     assert!(dom.contains("<b id=\"succeeded\">10</b>"), "{dom}");
+    assert_eq!(dom_sum(&dom, "data-succeeded"), 10, "{dom}");
+}
+
+/// The sum of `field` over `/status.json`'s `last_hour`.
+fn series_sum(hour: &[serde_json::Value], field: &str) -> u64 {
+    hour.iter().filter_map(|m| m[field].as_u64()).sum()
+}
+
+/// Every value of the attribute `name="N"` in a DOM dump, in order.
+fn dom_values(dom: &str, name: &str) -> Vec<u64> {
+    let key = format!("{name}=\"");
+    dom.split(&key)
+        .skip(1)
+        .map(|rest| rest[..rest.find('"').unwrap()].parse().unwrap())
+        .collect()
+}
+
+fn dom_sum(dom: &str, name: &str) -> u64 {
+    dom_values(dom, name).iter().sum()
 }
 
 async fn desired(asg: &aws_sdk_autoscaling::Client, group: &str) -> i32 {

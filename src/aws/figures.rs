@@ -21,6 +21,7 @@ impl Source for AwsFigures {
         Box::pin(async move {
             let mut next = last.clone();
             next.errors.clear();
+            next.queue_fresh = false;
             match self.sqs.depths(&self.sqs.url).await {
                 Ok(d) => {
                     if next.dlq_url.is_none() {
@@ -32,6 +33,7 @@ impl Source for AwsFigures {
                         }
                     }
                     next.queue = Some(d);
+                    next.queue_fresh = true;
                 }
                 Err(e) => next.errors.push(e.to_string()),
             }

@@ -16,6 +16,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
+use super::counters::Counters;
 use crate::aws::autoscaling::Group;
 use crate::aws::sqs::Depths;
 use crate::control::Task;
@@ -27,6 +28,9 @@ const WATCHED_INTERVALS: u32 = 4;
 #[derive(Debug, Clone, Default)]
 pub struct Figures {
     pub queue: Option<Depths>,
+    /// `queue` was read by the last refresh (false: that read failed, and
+    /// `queue` is the last known).
+    pub queue_fresh: bool,
     pub dlq_url: Option<String>,
     pub dlq: Option<Depths>,
     pub group: Option<Group>,
@@ -78,11 +82,13 @@ pub trait Source: Send + Sync + 'static {
 }
 
 /// Re-reads the figures when a view asks, then every `interval` while
-/// views continue, until stopped.
+/// views continue, until stopped. Each fresh queue depth also goes into
+/// the last hour's history (the chart's queue line).
 pub struct Refresher {
     pub board: Arc<Board>,
     pub source: Arc<dyn Source>,
     pub interval: Duration,
+    pub counters: Arc<Counters>,
 }
 
 impl Task for Refresher {
@@ -93,6 +99,7 @@ impl Task for Refresher {
             board,
             source,
             interval,
+            counters,
         } = self;
         loop {
             tokio::select! {
@@ -108,7 +115,11 @@ impl Task for Refresher {
                 for e in &next.errors {
                     tracing::debug!(error = %e, "status figures: a read failed; showing the last known values");
                 }
-                next.fetched_at = Some(SystemTime::now());
+                let now = SystemTime::now();
+                next.fetched_at = Some(now);
+                if let Some(q) = next.queue.as_ref().filter(|_| next.queue_fresh) {
+                    counters.history.queue_depth(now, q.visible);
+                }
                 *board.figures.lock().expect("board lock") = next;
                 tokio::select! {
                     () = stop.cancelled() => return,

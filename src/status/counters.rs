@@ -10,6 +10,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, SystemTime};
 
+use super::history::{History, Totals};
 pub use super::tally::{Histogram, Tally, BUCKETS};
 use crate::decide::outcome::JobOutcome;
 use crate::drain::occupancy::Load;
@@ -120,6 +121,8 @@ pub struct Counters {
     pub job_seconds: Histogram,
     /// From ReceiveMessage's answer to the job's start.
     pub start_latency: Histogram,
+    /// The last hour by minute, sampled by [`Counters::tick`].
+    pub history: History,
     recent: Mutex<VecDeque<RecentJob>>,
     lifecycle_state: Mutex<Option<String>>,
     fleet_verdict: Mutex<FleetVerdict>,
@@ -231,6 +234,16 @@ impl Counters {
     pub fn jobs(&self, outcome: JobOutcome) -> u64 {
         self.jobs[outcome as usize].load(Relaxed)
     }
+    /// Jobs ended so far, grouped as the page shows them.
+    pub fn chart_totals(&self) -> Totals {
+        Totals {
+            succeeded: self.jobs(JobOutcome::Succeeded),
+            failed: self.jobs(JobOutcome::Failed)
+                + self.jobs(JobOutcome::TimedOut)
+                + self.jobs(JobOutcome::Rejected),
+            handed_back: self.jobs(JobOutcome::HandedBack),
+        }
+    }
     /// Jobs finished, whatever their outcome.
     pub fn jobs_finished(&self) -> u64 {
         JobOutcome::ALL.iter().map(|o| self.jobs(*o)).sum()
@@ -332,14 +345,17 @@ impl Counters {
         self.tracking.get().map(|t| &**t)
     }
 
-    /// The supervisor loop is alive (called every second from it).
+    /// The supervisor loop is alive (called every second from it). Also
+    /// where the last hour's minutes are closed: never on a job's path.
     pub fn tick(&self) {
-        let ms = SystemTime::now()
+        let now = SystemTime::now();
+        let ms = now
             .duration_since(SystemTime::UNIX_EPOCH)
             .unwrap_or_default()
             .as_millis();
         self.loop_tick
             .store(u64::try_from(ms).unwrap_or(u64::MAX), Relaxed);
+        self.history.sample(now, self.chart_totals());
     }
     pub fn last_tick(&self) -> Option<SystemTime> {
         match self.loop_tick.load(Relaxed) {
@@ -350,16 +366,15 @@ impl Counters {
 
     /// The one-line summary for systemd's STATUS= and the log.
     pub fn summary(&self, load: &Load) -> String {
+        let t = self.chart_totals();
         let mut s = format!(
             "{}{}/{} jobs · {} done · {} failed · {} handed back",
             if load.draining { "draining · " } else { "" },
             load.running,
             self.slots(),
-            self.jobs(JobOutcome::Succeeded),
-            self.jobs(JobOutcome::Failed)
-                + self.jobs(JobOutcome::TimedOut)
-                + self.jobs(JobOutcome::Rejected),
-            self.jobs(JobOutcome::HandedBack),
+            t.succeeded,
+            t.failed,
+            t.handed_back,
         );
         if let Some(n) = self.notice.lock().expect("counters lock").as_deref() {
             s.push_str(" · ");

@@ -5,6 +5,8 @@ use std::fmt::Write;
 
 use super::Snapshot;
 
+mod chart;
+
 /// Seconds between the page's own reloads.
 pub const RELOAD_SECS: u32 = 5;
 
@@ -36,7 +38,8 @@ h1{font-size:1.3em;margin:.3em 0}h2{font-size:1.05em;margin:1.2em 0 .3em;border-
 table{border-collapse:collapse;width:100%;font-size:.9em}td,th{text-align:left;padding:.2em .4em;border-bottom:1px solid #eee}\
 .scroll{overflow-x:auto}.ok{color:#1a7f37}.bad{color:#b3261e}.warn{color:#9a6700}\
 form{display:inline-block;margin:.3em .5em .3em 0}input,button{font:inherit;padding:.3em .6em}\
-.muted{color:#666;font-size:.85em}code{font-size:.85em;word-break:break-all}";
+.muted{color:#666;font-size:.85em}code{font-size:.85em;word-break:break-all}\
+.chart{display:block;width:100%;max-width:40em;height:auto;background:#fff;border:1px solid #ddd;border-radius:6px}";
 
 fn card(o: &mut String, id: &str, value: &str, label: &str) {
     let _ = write!(
@@ -148,6 +151,12 @@ pub fn render(s: &Snapshot) -> String {
             )
         }
     );
+
+    o.push_str("<h2>Last hour</h2>");
+    let queue = s.queue.url.rsplit('/').next().unwrap_or_default();
+    chart::render(&mut o, &s.last_hour, queue);
+    o.push_str("<p class=muted>Jobs that ended per minute (bars) and the queue's visible messages (line); \
+the queue is read only while someone views this page, so its line has gaps. Per minute in /status.json (last_hour).</p>");
 
     o.push_str("<h2>Recent jobs</h2><div class=scroll><table><tr><th>message</th><th>finished (UTC)</th><th>took</th><th>outcome</th><th>exit</th><th>try</th></tr>");
     if s.jobs.recent.is_empty() {
@@ -272,5 +281,10 @@ mod tests {
         assert!(html.contains("https://q/&lt;b&gt;"));
         assert!(html.contains("<td>10:00:00</td>"));
         assert!(html.contains("action=/leave"));
+        assert!(html.contains("<svg class=\"chart\""));
+        assert!(
+            html.contains("messages in &lt;b&gt;"),
+            "the chart's queue name"
+        );
     }
 }

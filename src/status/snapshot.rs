@@ -37,6 +37,10 @@ pub struct Snapshot {
     pub fleet: FleetView,
     pub requests: Vec<RequestCount>,
     pub notices: Vec<NoticeCount>,
+    /// The last hour a minute at a time, oldest first, from the first
+    /// minute the agent counted; the last entry is the current minute so
+    /// far (the page's chart).
+    pub last_hour: Vec<MinuteView>,
     /// SQS requests per finished job since start (the cost model's input).
     pub sqs_requests_per_job: Option<f64>,
     pub controls_enabled: bool,
@@ -142,6 +146,22 @@ pub struct RequestCount {
     /// "ok" or "error".
     pub result: &'static str,
     pub count: u64,
+}
+
+/// One minute of the last hour.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct MinuteView {
+    /// The minute's start (RFC 3339, UTC).
+    pub minute: String,
+    /// Jobs that ended in it; all three `null` where the agent was not
+    /// counting (before it started, or its loop was silent).
+    pub succeeded: Option<u64>,
+    /// Failed, timed out or rejected.
+    pub failed: Option<u64>,
+    pub handed_back: Option<u64>,
+    /// The queue's visible messages as last read in it; `null` where it
+    /// was not read (it is read only while someone views the page).
+    pub queue_visible: Option<u64>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -310,6 +330,18 @@ pub fn snapshot(
             .counts()
             .into_iter()
             .map(|(kind, _, count)| NoticeCount { kind, count })
+            .collect(),
+        last_hour: counters
+            .history
+            .series(now, counters.chart_totals())
+            .into_iter()
+            .map(|m| MinuteView {
+                minute: rfc3339(m.start),
+                succeeded: m.jobs.map(|j| j.succeeded),
+                failed: m.jobs.map(|j| j.failed),
+                handed_back: m.jobs.map(|j| j.handed_back),
+                queue_visible: m.queue_visible,
+            })
             .collect(),
         sqs_requests_per_job: counters.requests_per_job(),
         controls_enabled,

@@ -241,6 +241,7 @@ async fn start_status_page(
             asg,
         }),
         interval: cfg.refresh_interval.0,
+        counters: counters.clone(),
     });
     let server = Server {
         cfg: cfg.clone(),

@@ -92,3 +92,32 @@ fn recent() -> RecentJob {
         receive_count: 1,
     }
 }
+
+#[test]
+fn the_last_hour_counts_jobs_from_the_first_tick() {
+    let stats = Counters::default();
+    assert!(snapshot_now(&stats, "https://q", false)
+        .last_hour
+        .is_empty());
+    stats.tick();
+    stats.job_finished(JobOutcome::Succeeded, recent(), Duration::from_secs(1));
+    stats.job_finished(JobOutcome::TimedOut, recent(), Duration::from_secs(1));
+    stats.job_finished(JobOutcome::HandedBack, recent(), Duration::from_secs(1));
+    let s = snapshot_now(&stats, "https://q", false);
+    // One minute, or two if the clock has just passed a minute's end.
+    assert!((1..=2).contains(&s.last_hour.len()), "{:?}", s.last_hour);
+    let sum = |f: fn(&MinuteView) -> Option<u64>| s.last_hour.iter().filter_map(f).sum::<u64>();
+    assert_eq!(sum(|m| m.succeeded), 1);
+    assert_eq!(sum(|m| m.failed), 1, "timed out counts as failed");
+    assert_eq!(sum(|m| m.handed_back), 1);
+    assert!(s.last_hour.iter().all(|m| m.queue_visible.is_none()));
+    let json = serde_json::to_value(&s).unwrap();
+    let last = &json["last_hour"]
+        .as_array()
+        .unwrap()
+        .last()
+        .unwrap()
+        .clone();
+    assert!(last["minute"].as_str().unwrap().ends_with(":00Z"), "{last}");
+    assert!(last["queue_visible"].is_null());
+}
