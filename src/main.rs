@@ -12,6 +12,7 @@ use drainerd::config::Config;
 use drainerd::exit;
 use drainerd::supervisor::{self, AgentError};
 use drainerd::system::logging::{self, LogFormat};
+use drainerd::system::privileges;
 
 fn main() -> ExitCode {
     // Usage errors exit 64 (EX_USAGE), as the README documents; help and
@@ -25,9 +26,12 @@ fn main() -> ExitCode {
         }
     };
     match cli.command {
-        Command::CheckConfig { config } => match Config::load(&config, &ProcessEnv) {
-            Ok(c) => {
+        Command::CheckConfig { config } => match Config::load_with_warnings(&config, &ProcessEnv) {
+            Ok((c, warnings)) => {
                 print!("{}", c.to_redacted_toml());
+                for w in warnings {
+                    eprintln!("drainerd: warning: environment: {w}");
+                }
                 // A warning, not exit 78: the command is often installed
                 // after the configuration (an image bake, an Ansible
                 // play validating its template), and the agent runs anyway:
@@ -55,7 +59,7 @@ fn main() -> ExitCode {
 }
 
 fn run(path: PathBuf, log_format: LogFormat) -> ExitCode {
-    let config = match Config::load(&path, &ProcessEnv) {
+    let (config, warnings) = match Config::load_with_warnings(&path, &ProcessEnv) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("drainerd: {e}");
@@ -63,6 +67,25 @@ fn run(path: PathBuf, log_format: LogFormat) -> ExitCode {
         }
     };
     logging::init(log_format, &config.agent.log_level);
+    for w in warnings {
+        tracing::warn!("environment: {w}");
+    }
+    // Before the runtime: capabilities are per thread, and no other
+    // thread may exist yet (system::privileges).
+    let run_as = match privileges::resolve(&config.job).and_then(|r| {
+        if let Some(r) = &r {
+            privileges::prepare(r)?;
+            tracing::info!(user = %r.user, uid = r.uid, gid = r.gid, "jobs run as another user");
+        }
+        Ok(r)
+    }) {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::error!(error = %e, "bad configuration");
+            eprintln!("drainerd: config {}: {e}", path.display());
+            return ExitCode::from(exit::CONFIG as u8);
+        }
+    };
     // One thread is plenty: the agent waits on SQS and children, and a
     // single-threaded runtime keeps its CPU cost per job at the floor.
     let rt = match tokio::runtime::Builder::new_current_thread()
@@ -81,7 +104,7 @@ fn run(path: PathBuf, log_format: LogFormat) -> ExitCode {
         eprintln!("drainerd: config {}: {e}", path.display());
         return ExitCode::from(exit::CONFIG as u8);
     }
-    let result = rt.block_on(supervisor::run(config, path));
+    let result = rt.block_on(supervisor::run(config, path, run_as));
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e @ (AgentError::QueueMissing { .. } | AgentError::QueueUnreachable { .. })) => {

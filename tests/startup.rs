@@ -230,3 +230,152 @@ async fn sigterm_on_an_idle_agent_ends_after_the_current_long_poll() {
         start.elapsed()
     );
 }
+
+#[test]
+fn values_out_of_range_exit_78_naming_the_field_and_the_range() {
+    // issue 21: each of these passed check-config before.
+    let wd = Workdir::new();
+    let base = "[queue]\nurl = \"http://127.0.0.1:1/123/q\"\n";
+    for (section, line, field, range) in [
+        (
+            "queue",
+            "wait_time = \"0s\"",
+            "queue.wait_time",
+            "between 1s and 20s",
+        ),
+        (
+            "agent",
+            "drain_timeout = \"9999999999h\"",
+            "agent.drain_timeout",
+            "between 0s and 12h",
+        ),
+        (
+            "job",
+            "retry_backoff_max = \"500ms\"",
+            "job.retry_backoff_max",
+            "between 1s and 12h",
+        ),
+        (
+            "fleet",
+            "check_interval = \"9999999999h\"",
+            "fleet.check_interval",
+            "between 1s and 1h",
+        ),
+        (
+            "metadata",
+            "maintenance_lead = \"9999999999h\"",
+            "metadata.maintenance_lead",
+            "between 0s and 30days",
+        ),
+        (
+            "job",
+            "log_line_max = 99999999999",
+            "job.log_line_max",
+            "between 80 and 1048576",
+        ),
+    ] {
+        let job = "[job]\ncommand = [\"/bin/true\"]\n";
+        let toml = match section {
+            "queue" => format!("{base}{line}\n{job}"),
+            "job" => format!("{base}{job}{line}\n"),
+            _ => format!("{base}{job}[{section}]\n{line}\n"),
+        };
+        let (code, err) = check(&wd, &toml);
+        assert_eq!(code, Some(78), "{toml}\n{err}");
+        assert!(
+            err.contains(field) && err.contains(range),
+            "expected {field} and {range:?} in: {err}"
+        );
+    }
+}
+
+#[test]
+fn a_stray_drainerd_variable_is_a_warning_naming_the_nearest_one() {
+    // issue 21: a wrapper's own DRAINERD_CMD made drainerd exit 78.
+    let wd = Workdir::new();
+    let p = wd.write(
+        "ok.toml",
+        "[queue]\nurl = \"http://127.0.0.1:1/123/q\"\n[job]\ncommand = [\"/bin/true\"]\n",
+    );
+    let (code, err) = run_to_exit(
+        &["check-config", "--config", p.to_str().unwrap()],
+        &[("DRAINERD_CMD", "/usr/local/bin/wrapper")],
+    );
+    assert_eq!(code, Some(0), "{err}");
+    assert!(
+        err.contains("warning")
+            && err.contains("DRAINERD_CMD")
+            && err.contains("DRAINERD_JOB_COMMAND"),
+        "{err}"
+    );
+    // The file stays strict.
+    let (code, _) = check(
+        &wd,
+        "[queue]\nurl = \"http://127.0.0.1:1/123/q\"\ncmd = 1\n[job]\ncommand = [\"/bin/true\"]\n",
+    );
+    assert_eq!(code, Some(78));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_agent_starts_with_a_stray_variable_and_warns_in_its_log() {
+    let moto = Moto::start();
+    let sqs = moto.sqs();
+    let (url, _) = create_queue(&sqs, "stray", None).await;
+    let wd = Workdir::new();
+    let cfg = wd.config(&moto.endpoint, &url, &["/bin/true"], "");
+    let agent = Agent::start(&cfg, &[("DRAINERD_CMD", "/usr/local/bin/wrapper")]);
+    assert!(
+        agent
+            .wait_log("drainerd ready", Duration::from_secs(20))
+            .await,
+        "{}",
+        agent.logs()
+    );
+    let logs = agent.logs();
+    assert!(
+        logs.contains("DRAINERD_CMD is not a drainerd setting")
+            && logs.contains("DRAINERD_JOB_COMMAND"),
+        "{logs}"
+    );
+}
+
+#[test]
+fn check_config_never_shows_a_secret() {
+    let wd = Workdir::new();
+    let ok = "[queue]\nurl = \"http://127.0.0.1:1/123/q\"\n[job]\ncommand = [\"/bin/true\"]\n[job.secret_env]\nDB_PASSWORD = \"pw-secret-0123456789\"\n[status]\ncontrol_token = \"tok-secret-0123456789\"\n";
+    // Refusals do not quote a token either: a short one, one of the wrong
+    // type, a missing quote on its line.
+    let token_only = ok.replace(
+        "[job.secret_env]\nDB_PASSWORD = \"pw-secret-0123456789\"\n",
+        "",
+    );
+    for bad in [
+        token_only.replace("tok-secret-0123456789", "tok-secret"),
+        token_only.replace("\"tok-secret-0123456789\"", "123456789012345678901"),
+        token_only.replace("tok-secret-0123456789\"", "tok-secret-0123456789"),
+    ] {
+        let (code, err) = check(&wd, &bad);
+        assert_eq!(code, Some(78), "{err}");
+        assert!(
+            !err.contains("secret") && !err.contains("12345678901"),
+            "{err}"
+        );
+    }
+    let p = wd.write("ok.toml", ok);
+    let out = support::drainerd_cmd()
+        .args(["check-config", "--config", p.to_str().unwrap()])
+        .env("DRAINERD_JOB_SECRET_ENV_API_KEY", "key-secret-0123456789")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("DB_PASSWORD = \"<redacted>\""), "{text}");
+    assert!(text.contains("API_KEY = \"<redacted>\""), "{text}");
+    for secret in ["pw-secret", "tok-secret", "key-secret"] {
+        assert!(!text.contains(secret), "{secret} shown:\n{text}");
+    }
+}

@@ -17,6 +17,7 @@ use serde::{Deserialize, Serialize};
 
 use duration::Dur;
 use overrides::EnvSource;
+pub use secret::Secret;
 
 /// `queue.url = "tag:KEY"`: the URL is the value of the instance tag KEY,
 /// read at start from instance metadata (`tags/instance/KEY`; the instance
@@ -117,6 +118,22 @@ pub struct JobConfig {
     /// Extra environment for each job (on top of the agent's environment).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub env: BTreeMap<String, String>,
+    /// Secret environment for each job: like `env`, but the values are
+    /// secrets, never shown in logs, `check-config` or `/status.json`. A
+    /// table of its own (rather than names in `env` marked secret) so the
+    /// mark travels with the value's type: no code path can print one.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub secret_env: BTreeMap<String, Secret>,
+    /// Run jobs as this user (a name or uid) rather than drainerd's own, so
+    /// a job cannot read drainerd's configuration (the control token) or
+    /// signal it. Needs CAP_SETUID, CAP_SETGID and CAP_KILL (README,
+    /// "Running jobs as another user"). Needs a restart to change.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    /// The jobs' group (a name or gid). Default: `job.user`'s primary
+    /// group. Jobs get no supplementary groups. Needs a restart to change.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
     /// Longest a job may run before it is stopped and its message handed back.
     #[serde(default = "JobConfig::default_timeout")]
     pub timeout: Dur,
@@ -197,27 +214,6 @@ impl Default for AgentConfig {
     }
 }
 
-/// Why a configuration was refused.
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    #[error("config {path}: cannot read: {source}; create it or pass --config PATH")]
-    Read {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-    #[error("config {path}: {message}")]
-    Parse { path: PathBuf, message: String },
-    #[error("config {path}: {field} {problem}; {fix}")]
-    Invalid {
-        path: PathBuf,
-        field: String,
-        problem: String,
-        fix: String,
-    },
-    #[error("environment: {0}")]
-    Env(String),
-}
-
 impl Config {
     /// Reads `path`, applies `DRAINERD_*` overrides from `env`, validates.
     ///
@@ -225,6 +221,19 @@ impl Config {
     /// Any [`ConfigError`]: unreadable file, bad TOML, unknown key, unknown
     /// `DRAINERD_*` variable, or a value that fails validation.
     pub fn load(path: &Path, env: &dyn EnvSource) -> Result<Config, ConfigError> {
+        Self::load_with_warnings(path, env).map(|(c, _)| c)
+    }
+
+    /// Like [`Config::load`], with the warnings an operator should see
+    /// (unknown `DRAINERD_*` variables, ignored: environments are shared
+    /// with wrappers and jobs).
+    ///
+    /// # Errors
+    /// As [`Config::load`].
+    pub fn load_with_warnings(
+        path: &Path,
+        env: &dyn EnvSource,
+    ) -> Result<(Config, Vec<String>), ConfigError> {
         let text = match std::fs::read_to_string(path) {
             Ok(t) => t,
             // Everything may come from the environment (user-data, containers).
@@ -238,7 +247,7 @@ impl Config {
                 })
             }
         };
-        Self::from_str_with_env(&text, path, env)
+        Self::from_str_with_warnings(&text, path, env)
     }
 
     /// Like [`Config::load`] with the file's text already read.
@@ -250,18 +259,30 @@ impl Config {
         path: &Path,
         env: &dyn EnvSource,
     ) -> Result<Config, ConfigError> {
+        Self::from_str_with_warnings(text, path, env).map(|(c, _)| c)
+    }
+
+    /// Like [`Config::from_str_with_env`], with the warnings.
+    ///
+    /// # Errors
+    /// As [`Config::load`].
+    pub fn from_str_with_warnings(
+        text: &str,
+        path: &Path,
+        env: &dyn EnvSource,
+    ) -> Result<(Config, Vec<String>), ConfigError> {
         let parse_err = |message: String| ConfigError::Parse {
             path: path.into(),
             message,
         };
-        let mut table: toml::Table = text.parse().map_err(|e: toml::de::Error| {
-            parse_err(format!("not valid TOML: {}", e.to_string().trim_end()))
-        })?;
-        overrides::apply_overrides(&mut table, env).map_err(ConfigError::Env)?;
+        let mut table: toml::Table = text
+            .parse()
+            .map_err(|e: toml::de::Error| parse_err(toml_error(text, &e)))?;
+        let warnings = overrides::apply_overrides(&mut table, env).map_err(ConfigError::Env)?;
         let config: Config = Config::deserialize(table)
             .map_err(|e| parse_err(e.to_string().trim_end().to_string()))?;
         config.validate(path)?;
-        Ok(config)
+        Ok((config, warnings))
     }
 
     /// The region to use: explicit, else the one in a standard queue URL.
@@ -302,16 +323,15 @@ impl Config {
         self
     }
 
-    /// The effective configuration as TOML, for `check-config`. Job
-    /// environment values and the control token are redacted: they often
-    /// carry secrets.
+    /// The effective configuration as TOML, for `check-config`. Secrets
+    /// (the control token, `job.secret_env`) show as `<redacted>` however
+    /// they are printed; `job.env` values are redacted here too, as they
+    /// always were: they often carry secrets put there before
+    /// `job.secret_env` existed.
     pub fn to_redacted_toml(&self) -> String {
         let mut shown = self.clone();
-        if let Some(t) = shown.status.control_token.as_mut() {
-            *t = "<redacted>".into();
-        }
         for v in shown.job.env.values_mut() {
-            *v = "<redacted>".into();
+            *v = secret::REDACTED.into();
         }
         toml::to_string_pretty(&shown).unwrap_or_else(|e| format!("# cannot render: {e}\n"))
     }
@@ -328,56 +348,19 @@ pub fn region_from_queue_url(url: &str) -> Option<String> {
     (parts.next()? == "amazonaws").then(|| region.to_string())
 }
 
-/// A setting that only takes effect on restart. This list is the only
-/// place that says so: reload both reports a refused change and keeps the
-/// running value from it. Everything else changes on reload (SIGHUP).
-struct RestartOnly {
-    field: &'static str,
-    /// The setting as the log shows it.
-    show: fn(&Config) -> String,
-    /// The two configurations agree on it.
-    unchanged: fn(&Config, &Config) -> bool,
-    /// Copies the running value into a new configuration.
-    keep: fn(&mut Config, &Config),
-}
-
-macro_rules! restart_only {
-    ($field:literal, $($path:ident).+) => {
-        RestartOnly {
-            field: $field,
-            show: |c| format!("{:?}", c.$($path).+),
-            unchanged: |a, b| a.$($path).+ == b.$($path).+,
-            keep: |new, running| new.$($path).+ = running.$($path).+.clone(),
-        }
-    };
-}
-
-/// The settings a running agent cannot change: its queue and the clients,
-/// tasks and listeners built at start from them.
-const RESTART_ONLY: &[RestartOnly] = &[
-    // A URL read from an instance tag is compared as the tag reference.
-    RestartOnly {
-        field: "queue.url",
-        show: |c| c.queue.url.clone(),
-        unchanged: |a, b| b.queue.url.starts_with(TAG_PREFIX) || a.queue.url == b.queue.url,
-        keep: |new, running| new.queue.url = running.queue.url.clone(),
-    },
-    restart_only!("queue.region", queue.region),
-    restart_only!("queue.endpoint_url", queue.endpoint_url),
-    restart_only!("metadata", metadata),
-    restart_only!("fleet", fleet),
-    restart_only!("status", status),
-    restart_only!("tracking", tracking),
-    restart_only!("agent.log_level", agent.log_level),
-];
-
 pub mod duration;
+mod error;
+mod restart_only;
+use error::toml_error;
+pub use error::ConfigError;
+use restart_only::RESTART_ONLY;
 mod fleet;
 mod metadata;
 pub mod overrides;
+pub mod secret;
 mod status;
 mod tracking;
-mod validate;
+pub mod validate;
 pub use fleet::FleetConfig;
 pub use metadata::{MaintenanceAction, MetadataConfig, RebalanceAction, SpotSignal};
 pub use status::StatusConfig;

@@ -3,6 +3,9 @@
 //! The environment is read through [`EnvSource`] so tests pass a map instead
 //! of mutating the process environment. Each variable maps to one field; the
 //! table below is the documented mapping (README, "Configuration").
+//!
+//! Over 400 lines because that table holds one entry per variable, which
+//! rustfmt spreads over six lines each; the logic is the last hundred.
 
 use std::collections::BTreeMap;
 
@@ -36,6 +39,8 @@ impl EnvSource for BTreeMap<String, String> {
 pub const PREFIX: &str = "DRAINERD_";
 /// `DRAINERD_JOB_ENV_<NAME>=value` adds `<NAME>=value` to `job.env`.
 pub const JOB_ENV_PREFIX: &str = "DRAINERD_JOB_ENV_";
+/// `DRAINERD_JOB_SECRET_ENV_<NAME>=value` adds `<NAME>` to `job.secret_env`.
+pub const JOB_SECRET_ENV_PREFIX: &str = "DRAINERD_JOB_SECRET_ENV_";
 
 #[derive(Clone, Copy)]
 enum Kind {
@@ -84,6 +89,8 @@ const FIELDS: &[(&str, &str, &str, Kind)] = &[
     ("DRAINERD_JOB_COMMAND", "job", "command", Kind::Argv),
     ("DRAINERD_JOB_CONCURRENCY", "job", "concurrency", Kind::Int),
     ("DRAINERD_JOB_WORKING_DIR", "job", "working_dir", Kind::Str),
+    ("DRAINERD_JOB_USER", "job", "user", Kind::Str),
+    ("DRAINERD_JOB_GROUP", "job", "group", Kind::Str),
     ("DRAINERD_JOB_TIMEOUT", "job", "timeout", Kind::Dur),
     ("DRAINERD_JOB_KILL_GRACE", "job", "kill_grace", Kind::Dur),
     (
@@ -254,6 +261,12 @@ const FIELDS: &[(&str, &str, &str, Kind)] = &[
         Kind::Int,
     ),
     (
+        "DRAINERD_STATUS_ALLOWED_HOSTS",
+        "status",
+        "allowed_hosts",
+        Kind::Argv,
+    ),
+    (
         "DRAINERD_TRACKING_ENABLED",
         "tracking",
         "enabled",
@@ -276,8 +289,26 @@ const FIELDS: &[(&str, &str, &str, Kind)] = &[
     ),
 ];
 
-/// Variables that are read elsewhere (CLI flags), not config fields.
-const NOT_FIELDS: &[&str] = &["DRAINERD_CONFIG", "DRAINERD_LOG_FORMAT"];
+/// Variables that are read elsewhere (CLI flags), not config fields, and
+/// the ones drainerd sets for each job (`drain/runner.rs::job_env`), which
+/// a job that runs drainerd (`drainerd enqueue` for a follow-up job) passes
+/// back: known, so ignored without a word.
+const NOT_FIELDS: &[&str] = &[
+    "DRAINERD_CONFIG",
+    "DRAINERD_LOG_FORMAT",
+    "DRAINERD_JOB_ID",
+    "DRAINERD_MESSAGE_ID",
+    "DRAINERD_RECEIVE_COUNT",
+    "DRAINERD_INTERRUPTIONS",
+    "DRAINERD_MESSAGE_GROUP_ID",
+    "DRAINERD_DEADLINE",
+];
+/// Each message attribute reaches its job as `DRAINERD_ATTR_<NAME>`.
+const ATTR_PREFIX: &str = "DRAINERD_ATTR_";
+
+fn not_a_field(name: &str) -> bool {
+    NOT_FIELDS.contains(&name) || name.starts_with(ATTR_PREFIX)
+}
 
 /// The documented variable → field mapping, for help and docs.
 pub fn mapping() -> impl Iterator<Item = (&'static str, String)> {
@@ -288,36 +319,53 @@ pub fn mapping() -> impl Iterator<Item = (&'static str, String)> {
 
 /// True when any config field is set from the environment.
 pub fn has_any(env: &dyn EnvSource) -> bool {
-    env.with_prefix(PREFIX)
-        .iter()
-        .any(|(k, _)| !NOT_FIELDS.contains(&k.as_str()))
+    env.with_prefix(PREFIX).iter().any(|(k, _)| {
+        k.starts_with(JOB_ENV_PREFIX)
+            || k.starts_with(JOB_SECRET_ENV_PREFIX)
+            || FIELDS.iter().any(|f| f.0 == k)
+    })
 }
 
-/// Writes every `DRAINERD_*` variable into `table`.
+/// Writes every `DRAINERD_*` variable into `table`. An unknown one is
+/// ignored with a warning naming the nearest known variable: environments
+/// are shared with wrappers and jobs, and a stray variable must not stop a
+/// fleet (the file, by contrast, stays strict).
 ///
 /// # Errors
-/// An unknown `DRAINERD_*` variable or a value of the wrong kind, named.
-pub fn apply_overrides(table: &mut toml::Table, env: &dyn EnvSource) -> Result<(), String> {
+/// A value of the wrong kind, named.
+pub fn apply_overrides(
+    table: &mut toml::Table,
+    env: &dyn EnvSource,
+) -> Result<Vec<String>, String> {
     let mut vars = env.with_prefix(PREFIX);
     vars.sort();
+    let mut warnings = Vec::new();
     for (name, raw) in vars {
-        if NOT_FIELDS.contains(&name.as_str()) {
+        if not_a_field(&name) {
             continue;
         }
-        if let Some(key) = name.strip_prefix(JOB_ENV_PREFIX) {
+        let job_tables = [
+            (JOB_SECRET_ENV_PREFIX, "secret_env"),
+            (JOB_ENV_PREFIX, "env"),
+        ];
+        if let Some((key, table_name)) = job_tables
+            .iter()
+            .find_map(|(p, t)| name.strip_prefix(p).map(|k| (k, *t)))
+        {
             section(table, "job")
-                .entry("env")
+                .entry(table_name)
                 .or_insert_with(|| toml::Value::Table(toml::Table::new()))
                 .as_table_mut()
-                .ok_or("job.env must be a table")?
+                .ok_or_else(|| format!("job.{table_name} must be a table"))?
                 .insert(key.to_string(), toml::Value::String(raw));
             continue;
         }
         let Some((_, sec, field, kind)) = FIELDS.iter().find(|f| f.0 == name) else {
-            return Err(format!(
-                "{name} is not a drainerd setting; remove it or use one of: {}",
-                FIELDS.iter().map(|f| f.0).collect::<Vec<_>>().join(", ")
+            warnings.push(format!(
+                "{name} is not a drainerd setting and is ignored (nearest: {}); remove or rename it",
+                nearest(&name)
             ));
+            continue;
         };
         let value = match kind {
             Kind::Str | Kind::Dur => toml::Value::String(raw),
@@ -348,7 +396,7 @@ pub fn apply_overrides(table: &mut toml::Table, env: &dyn EnvSource) -> Result<(
         };
         section(table, sec).insert((*field).to_string(), value);
     }
-    Ok(())
+    Ok(warnings)
 }
 
 fn section<'a>(table: &'a mut toml::Table, name: &str) -> &'a mut toml::Table {
@@ -374,3 +422,6 @@ fn parse_argv(raw: &str) -> Result<Vec<String>, String> {
         Ok(t.split_whitespace().map(str::to_string).collect())
     }
 }
+
+mod nearest;
+pub use nearest::nearest;

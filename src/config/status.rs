@@ -2,11 +2,11 @@
 //! (README, "Observing drainerd").
 
 use std::net::SocketAddr;
-use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
 use super::duration::Dur;
+use super::secret::Secret;
 
 /// The well-known port: "DRAINERD" has no port of its own; 9753 is unused by
 /// the common exporters (Prometheus' port registry lists none there).
@@ -30,13 +30,23 @@ pub struct StatusConfig {
     pub refresh_interval: Dur,
     /// Enables the spawn and leave buttons. Send it as `Authorization:
     /// Bearer TOKEN`, as `X-Drainerd-Token`, or as the form field `token`.
-    /// At least 16 characters. Without it the buttons answer 403.
+    /// 16 to 512 characters. Without it the buttons answer 403. A secret:
+    /// never shown in logs, `check-config` or `/status.json`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub control_token: Option<String>,
+    pub control_token: Option<Secret>,
     /// Button presses accepted per minute, all buttons together; more
     /// answer 429.
     #[serde(default = "StatusConfig::default_actions_per_minute")]
     pub actions_per_minute: u32,
+    /// Host names the page answers to, besides the ones it always answers
+    /// to: `localhost`, loopback addresses and the listen address (any IP
+    /// address when listening on 0.0.0.0 or `::`). A request naming another
+    /// host is refused (403), so a web page cannot read the status page
+    /// through DNS rebinding (a name of the attacker's that resolves to
+    /// 127.0.0.1). Add the names Prometheus or people use, e.g.
+    /// `["ip-10-0-1-23.ec2.internal"]`; `"*"` turns the check off.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub allowed_hosts: Vec<String>,
 }
 
 impl StatusConfig {
@@ -71,28 +81,31 @@ impl StatusConfig {
                 "write an IP address and port, e.g. \"127.0.0.1:9753\" or \"0.0.0.0:9753\"",
             ));
         }
-        if self.refresh_interval.0 < Duration::from_secs(1) {
-            return Some((
-                "status.refresh_interval",
-                format!("is {}", self.refresh_interval),
-                "set it to 1s or more (15s is plenty)",
-            ));
-        }
         if let Some(t) = &self.control_token {
-            if t.len() < 16 || t.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            let t = t.expose();
+            let n = t.chars().count();
+            if !(16..=512).contains(&n) || t.chars().any(|c| c.is_whitespace() || c.is_control()) {
                 return Some((
                     "status.control_token",
-                    "is shorter than 16 characters or contains spaces".into(),
+                    "is not 16 to 512 characters, or contains spaces (its value is not shown)".into(),
                     "use a long random string, e.g. `openssl rand -hex 24`, or remove it to disable the buttons",
                 ));
             }
         }
-        if self.actions_per_minute == 0 {
-            return Some((
-                "status.actions_per_minute",
-                "is 0".into(),
-                "set it to 1 or more; to disable the buttons, remove status.control_token",
-            ));
+        for h in &self.allowed_hosts {
+            let ok = h == "*"
+                || (!h.is_empty()
+                    && h.len() <= 253
+                    && h.chars().all(|c| {
+                        c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | ':' | '[' | ']')
+                    }));
+            if !ok {
+                return Some((
+                    "status.allowed_hosts",
+                    format!("has {h:?}, not a host name"),
+                    "list host names or addresses without port or scheme, e.g. [\"ip-10-0-1-23.ec2.internal\"], or \"*\" to allow any",
+                ));
+            }
         }
         None
     }
@@ -106,6 +119,7 @@ impl Default for StatusConfig {
             refresh_interval: Self::default_refresh_interval(),
             control_token: None,
             actions_per_minute: Self::default_actions_per_minute(),
+            allowed_hosts: Vec::new(),
         }
     }
 }

@@ -72,7 +72,7 @@ fn environment_overrides_the_file() {
     assert_eq!(c.job.command, vec!["/bin/echo", "a b"]);
     assert_eq!(c.job.env.get("TOKEN").map(String::as_str), Some("s3cret"));
     assert_eq!(
-        c.status.control_token.as_deref(),
+        c.status.control_token.as_ref().map(|t| t.expose()),
         Some("s3cret-s3cret-s3cret")
     );
     assert!(!c.to_redacted_toml().contains("s3cret"));
@@ -116,15 +116,129 @@ fn environment_alone_is_a_configuration() {
     assert_eq!(c.job.command, vec!["/bin/echo", "hello"]);
 }
 
+/// Loads with the environment's warnings.
+fn warnings(env: &[(&str, &str)]) -> Vec<String> {
+    let env: BTreeMap<String, String> = env
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    Config::from_str_with_warnings(MIN, Path::new("/etc/drainerd/drainerd.toml"), &env)
+        .unwrap()
+        .1
+}
+
 #[test]
-fn unknown_or_malformed_variables_are_refused() {
-    let e = err(MIN, &[("DRAINERD_QUEUE_ULR", "x")]);
+fn unknown_variables_are_warned_about_and_malformed_ones_refused() {
+    // A stray variable (a wrapper's own) must not stop the agent: warned
+    // about, naming the nearest known variable, and ignored.
+    let w = warnings(&[("DRAINERD_QUEUE_ULR", "x")]);
+    assert_eq!(w.len(), 1, "{w:?}");
     assert!(
-        e.contains("DRAINERD_QUEUE_ULR is not a drainerd setting"),
-        "{e}"
+        w[0].contains("DRAINERD_QUEUE_ULR is not a drainerd setting")
+            && w[0].contains("nearest: DRAINERD_QUEUE_URL"),
+        "{w:?}"
     );
+    let w = warnings(&[("DRAINERD_CMD", "/bin/wrapper")]);
+    assert!(w[0].contains("nearest: DRAINERD_JOB_COMMAND"), "{w:?}");
+    let w = warnings(&[("DRAINERD_JOB_CONCURENCY", "3")]);
+    assert!(w[0].contains("nearest: DRAINERD_JOB_CONCURRENCY"), "{w:?}");
+    // What drainerd itself sets for jobs, and the job.env families, are no
+    // strangers.
+    let w = warnings(&[
+        ("DRAINERD_JOB_ID", "j"),
+        ("DRAINERD_MESSAGE_ID", "m"),
+        ("DRAINERD_RECEIVE_COUNT", "1"),
+        ("DRAINERD_INTERRUPTIONS", "0"),
+        ("DRAINERD_DEADLINE", "2026-01-01T00:00:00Z"),
+        ("DRAINERD_ATTR_TENANT", "acme"),
+        ("DRAINERD_JOB_ENV_X", "1"),
+        ("DRAINERD_JOB_SECRET_ENV_Y", "2"),
+        ("DRAINERD_CONFIG", "/x"),
+    ]);
+    assert!(w.is_empty(), "{w:?}");
+    // The file stays strict; a malformed value is still an error.
+    let e = err(&format!("{MIN}colour = 1\n"), &[]);
+    assert!(e.contains("unknown field"), "{e}");
     let e = err(MIN, &[("DRAINERD_JOB_CONCURRENCY", "four")]);
     assert!(e.contains("not a whole number"), "{e}");
+}
+
+#[test]
+fn an_unknown_variable_alone_is_no_configuration() {
+    let env: BTreeMap<String, String> = [("DRAINERD_CMD".to_string(), "x".to_string())].into();
+    let e = Config::load(Path::new("/nonexistent/drainerd.toml"), &env)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("cannot read"), "{e}");
+}
+
+#[test]
+fn secrets_are_never_shown() {
+    let c = load(
+        &format!("{MIN}[job.secret_env]\nDB_PASSWORD = \"pw-0123456789\"\n[status]\ncontrol_token = \"zq-secret-0123456789\"\n"),
+        &[("DRAINERD_JOB_SECRET_ENV_API_KEY", "key-0123456789")],
+    )
+    .unwrap();
+    let shown = [
+        c.to_redacted_toml(),
+        format!("{c:?}"),
+        format!("{:?}", c.status),
+        format!("{:?}", c.job),
+    ];
+    for s in &shown {
+        for secret in ["pw-0123456789", "zq-secret-0123456789", "key-0123456789"] {
+            assert!(!s.contains(secret), "{secret} shown in {s}");
+        }
+    }
+    assert_eq!(c.job.secret_env["API_KEY"].expose(), "key-0123456789");
+    // A reload that changes the token names the field, never the value.
+    let other = load(
+        &format!("{MIN}[status]\ncontrol_token = \"zq-secret-9876543210\"\n"),
+        &[],
+    )
+    .unwrap();
+    let changes = c.restart_only_changes(&other);
+    assert_eq!(changes.len(), 1, "{changes:?}");
+    assert_eq!(changes[0].0, "status.control_token");
+    assert!(!format!("{changes:?}").contains("zq-"), "{changes:?}");
+    // Nor does a refusal: a bad token, a token of the wrong type, or a
+    // TOML error on its line.
+    for text in [
+        format!("{MIN}[status]\ncontrol_token = \"tok short\"\n"),
+        format!("{MIN}[status]\ncontrol_token = 98765432109876543210\n"),
+        format!("{MIN}[status]\ncontrol_token = \"zq-secret-0123456789\n"),
+        format!("{MIN}[job.secret_env]\nX = 98765432109876543210\n"),
+    ] {
+        let e = err(&text, &[]);
+        assert!(!e.contains("zq") && !e.contains("98765"), "{e}");
+    }
+    let e = err(
+        &format!("{MIN}env = {{X = \"a\"}}\n[job.secret_env]\nX = \"b\"\n"),
+        &[],
+    );
+    assert!(
+        e.contains("job.secret_env.X") || e.contains("duplicate"),
+        "{e}"
+    );
+}
+
+#[test]
+fn a_reload_keeps_every_status_field() {
+    // The restart-only list names [status] field by field (so a changed
+    // token is named, not shown): none may be missed.
+    let running = load(MIN, &[]).unwrap();
+    let new = load(
+        &format!("{MIN}[status]\nenabled = false\nlisten = \"127.0.0.1:1\"\nrefresh_interval = \"2m\"\ncontrol_token = \"zq-secret-0123456789\"\nactions_per_minute = 9\nallowed_hosts = [\"h\"]\n"),
+        &[],
+    )
+    .unwrap();
+    let toml_fields = toml::to_string(&new.status).unwrap().lines().count();
+    assert_eq!(
+        toml_fields, 6,
+        "a new [status] field: add it to RESTART_ONLY"
+    );
+    assert_eq!(running.restart_only_changes(&new).len(), 6);
+    assert_eq!(new.with_restart_only_from(&running).status, running.status);
 }
 
 #[test]
@@ -161,6 +275,9 @@ fn every_env_variable_maps_to_a_real_field() {
                 ("DRAINERD_STATUS_CONTROL_TOKEN", "0123456789abcdef0"),
                 ("DRAINERD_TRACKING_REGION", "r"),
                 ("DRAINERD_TRACKING_ENDPOINT_URL", "http://d"),
+                ("DRAINERD_JOB_USER", "nobody"),
+                ("DRAINERD_JOB_GROUP", "nogroup"),
+                ("DRAINERD_STATUS_ALLOWED_HOSTS", "a.example b.example"),
             ],
         )
         .unwrap(),
@@ -246,4 +363,35 @@ fn a_reload_takes_live_settings_and_keeps_restart_only_ones() {
     assert_eq!(applied.job.log_lines_per_second, 7, "a live setting");
     assert_eq!(applied.job.concurrency, 2);
     assert!(running.restart_only_changes(&applied).is_empty());
+}
+
+#[test]
+fn every_variable_drainerd_gives_a_job_is_known() {
+    // A job that runs drainerd (`drainerd enqueue`) passes them back: no
+    // warning for any of them.
+    let runner =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("src/drain/runner.rs"))
+            .unwrap();
+    let names: Vec<String> = runner
+        .split('"')
+        .filter(|s| {
+            s.starts_with("DRAINERD_") && s.chars().all(|c| c.is_ascii_uppercase() || c == '_')
+        })
+        .map(|s| s.to_string())
+        .collect();
+    assert!(names.len() >= 6, "{names:?}");
+    let env: Vec<(&str, &str)> = names
+        .iter()
+        .map(|n| {
+            (
+                n.as_str(),
+                if n == "DRAINERD_QUEUE_URL" {
+                    "https://sqs.eu-west-1.amazonaws.com/1/q"
+                } else {
+                    "1"
+                },
+            )
+        })
+        .collect();
+    assert!(warnings(&env).is_empty(), "{:?}", warnings(&env));
 }

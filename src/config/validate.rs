@@ -1,10 +1,17 @@
 //! Validation: every rule a loaded configuration must meet, each refusal
 //! naming the field and the fix.
+//!
+//! Every duration and number has a range ([`DURATIONS`], [`NUMBERS`]: the
+//! configuration reference, docs/configuration.md, lists the same). The ranges are what
+//! keep the agent's time arithmetic far from overflow (the longest
+//! duration is a year); the arithmetic saturates as well
+//! (`system::clock`), so a value that slipped past would still not panic.
 
 use std::path::Path;
 use std::time::Duration;
 
-use super::{Config, ConfigError, MAX_SQS_MESSAGE_BYTES, MAX_VISIBILITY, MAX_WAIT, TAG_PREFIX};
+use super::duration::Dur;
+use super::{Config, ConfigError, MAX_VISIBILITY, TAG_PREFIX};
 
 /// Time allowed around a job inside SQS's 12 h visibility cap: from the
 /// receive to the job's start, and from its end to its hand-back.
@@ -27,6 +34,19 @@ impl Config {
                 ));
             }
         }
+        for r in DURATIONS {
+            if let Some(d) = (r.get)(self) {
+                if d < r.min || d > r.max {
+                    return Err(bad(r.field, format!("is {}", Dur(d)), &r.fix()));
+                }
+            }
+        }
+        for r in NUMBERS {
+            let n = (r.get)(self);
+            if n < r.min || n > r.max {
+                return Err(bad(r.field, format!("is {n}"), &r.fix()));
+            }
+        }
         let q = &self.queue;
         let j = &self.job;
         let from_tag = q.url.strip_prefix(TAG_PREFIX);
@@ -44,32 +64,11 @@ impl Config {
                 "set it to the queue's URL, e.g. https://sqs.us-east-1.amazonaws.com/123456789012/jobs, or tag:KEY to read it from an instance tag",
             ));
         }
-        if q.wait_time.0 > MAX_WAIT {
-            return Err(bad(
-                "queue.wait_time",
-                format!("is {} but SQS allows at most 20s", q.wait_time),
-                "set it to 20s or less",
-            ));
-        }
-        if q.lease.0 < Duration::from_secs(2) || q.lease.0 > MAX_VISIBILITY {
-            return Err(bad(
-                "queue.lease",
-                format!("is {}", q.lease),
-                "set it between 2s and 12h (SQS's visibility limits)",
-            ));
-        }
-        if q.heartbeat_interval.0 < Duration::from_secs(1) || q.heartbeat_interval.0 >= q.lease.0 {
+        if q.heartbeat_interval.0 >= q.lease.0 {
             return Err(bad(
                 "queue.heartbeat_interval",
                 format!("is {} with a lease of {}", q.heartbeat_interval, q.lease),
                 "set it to at least 1s and below queue.lease (a third of it is a good choice)",
-            ));
-        }
-        if q.max_message_bytes == 0 || q.max_message_bytes > MAX_SQS_MESSAGE_BYTES {
-            return Err(bad(
-                "queue.max_message_bytes",
-                format!("is {}", q.max_message_bytes),
-                "set it between 1 and 1048576 (SQS's largest message)",
             ));
         }
         match j.command.first() {
@@ -88,20 +87,6 @@ impl Config {
                 ))
             }
             Some(_) => {}
-        }
-        if j.concurrency == 0 || j.concurrency > 10_000 {
-            return Err(bad(
-                "job.concurrency",
-                format!("is {}", j.concurrency),
-                "set it between 1 and 10000 job slots",
-            ));
-        }
-        if j.timeout.0.is_zero() || j.timeout.0 > MAX_VISIBILITY {
-            return Err(bad(
-                "job.timeout",
-                format!("is {}", j.timeout),
-                "set it above 0s and at most 12h (a message cannot stay invisible longer)",
-            ));
         }
         // SQS refuses to keep a message invisible past 12 h from its
         // receive: a job's timeout, its kill grace and a minute to start it
@@ -129,41 +114,17 @@ impl Config {
                 "set it below job.timeout",
             ));
         }
-        if j.retry_backoff_base.0.is_zero()
-            || j.retry_backoff_base.0 > j.retry_backoff_max.0
-            || j.retry_backoff_max.0 > MAX_VISIBILITY
-        {
+        if j.retry_backoff_base.0 > j.retry_backoff_max.0 {
             return Err(bad(
                 "job.retry_backoff_base",
                 format!(
                     "is {} with job.retry_backoff_max {}",
                     j.retry_backoff_base, j.retry_backoff_max
                 ),
-                "use 0s < retry_backoff_base <= retry_backoff_max <= 12h",
-            ));
-        }
-        if j.log_line_max < 80 {
-            return Err(bad(
-                "job.log_line_max",
-                format!("is {}", j.log_line_max),
-                "set it to at least 80 bytes",
-            ));
-        }
-        if j.log_lines_per_second == 0 {
-            return Err(bad(
-                "job.log_lines_per_second",
-                "is 0".into(),
-                "set it to at least 1 (output beyond the rate is dropped and counted)",
+                "use 1s <= retry_backoff_base <= retry_backoff_max <= 12h",
             ));
         }
         let m = &self.metadata;
-        if m.poll_interval.0 < Duration::from_secs(1) {
-            return Err(bad(
-                "metadata.poll_interval",
-                format!("is {}", m.poll_interval),
-                "set it to 1s or more (AWS advises 5s; the metadata service throttles)",
-            ));
-        }
         if let Some(ep) = &m.endpoint {
             if !(ep.starts_with("http://") || ep.starts_with("https://")) {
                 return Err(bad(
@@ -174,39 +135,11 @@ impl Config {
             }
         }
         let f = &self.fleet;
-        if f.lifecycle_heartbeat_interval.0 < Duration::from_secs(1) {
-            return Err(bad(
-                "fleet.lifecycle_heartbeat_interval",
-                format!("is {}", f.lifecycle_heartbeat_interval),
-                "set it to at least 1s and well below the hook's heartbeat timeout",
-            ));
-        }
-        if f.idle_timeout.0.is_zero() {
-            return Err(bad(
-                "fleet.idle_timeout",
-                "is 0".into(),
-                "set a positive idle time; to never leave the group, set fleet.billing = \"never\"",
-            ));
-        }
-        if f.hourly_window.0.is_zero() || f.hourly_window.0 >= Duration::from_secs(3600) {
-            return Err(bad(
-                "fleet.hourly_window",
-                format!("is {}", f.hourly_window),
-                "set it between 1s and 59m (e.g. 5m)",
-            ));
-        }
-        if !(f.backlog_per_instance >= 0.0 && f.backlog_per_instance.is_finite()) {
+        if !f.backlog_per_instance.is_finite() {
             return Err(bad(
                 "fleet.backlog_per_instance",
                 format!("is {}", f.backlog_per_instance),
                 "set it to 0 or a positive number of messages",
-            ));
-        }
-        if f.check_interval.0 < Duration::from_secs(1) {
-            return Err(bad(
-                "fleet.check_interval",
-                format!("is {}", f.check_interval),
-                "set it to 1s or more",
             ));
         }
         if f.lifecycle_hook.as_deref() == Some("") {
@@ -228,22 +161,51 @@ impl Config {
                 ));
             }
         }
-        for (key, value) in &j.env {
+        let secret = j
+            .secret_env
+            .iter()
+            .map(|(k, v)| (k, v.expose(), "job.secret_env"));
+        for (key, value, table) in j
+            .env
+            .iter()
+            .map(|(k, v)| (k, v.as_str(), "job.env"))
+            .chain(secret)
+        {
             if key.is_empty() || key.contains('=') || key.contains('\0') {
                 return Err(bad(
-                    "job.env",
+                    table,
                     format!("has an invalid variable name {key:?}"),
                     "use names without '=' or NUL",
                 ));
             }
             if value.contains('\0') {
                 return Err(bad(
-                    &format!("job.env.{key}"),
+                    &format!("{table}.{key}"),
                     "contains a NUL byte (no process environment can hold one)".into(),
                     "remove the NUL byte from the value",
                 ));
             }
         }
+        if let Some(name) = j.env.keys().find(|k| j.secret_env.contains_key(*k)) {
+            return Err(bad(
+                &format!("job.secret_env.{name}"),
+                "is also in job.env".into(),
+                "keep each variable in one table: job.secret_env for secrets, job.env for the rest",
+            ));
+        }
+        if let Err(problem) = crate::system::privileges::resolve(j) {
+            return Err(bad(
+                if j.user.is_some() { "job.user" } else { "job.group" },
+                problem,
+                "name an existing unprivileged user (and group), e.g. one made with `useradd --system drainerd-job`; see README \"Running jobs as another user\"",
+            ));
+        }
         Ok(())
     }
 }
+
+mod ranges;
+pub use ranges::{DurRange, NumRange, DURATIONS, NUMBERS};
+
+#[cfg(test)]
+mod tests;

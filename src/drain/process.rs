@@ -28,11 +28,15 @@ use tokio_util::sync::CancellationToken;
 use super::output::{forward, LineBudget};
 pub use crate::decide::outcome::Exit;
 use crate::status::counters::Counters;
+use crate::system::clock::Later;
+use crate::system::privileges::RunAs;
 
 /// Everything needed to start one job.
 pub struct JobSpec {
     pub argv: Vec<String>,
     pub working_dir: Option<PathBuf>,
+    /// Another user to run the job as (`job.user`).
+    pub run_as: Option<RunAs>,
     /// Variables added to the inherited environment.
     pub env: Vec<(String, String)>,
     pub stdin: bytes::Bytes,
@@ -188,6 +192,12 @@ pub async fn run(
     if let Some(dir) = &spec.working_dir {
         cmd.current_dir(dir);
     }
+    if let Some(r) = &spec.run_as {
+        // setgid, then setuid, in the child before exec (std's order); the
+        // agent has cleared what the child could inherit beyond them
+        // (`system::privileges::prepare`).
+        cmd.uid(r.uid).gid(r.gid);
+    }
     let spawned = cmd.spawn();
     // The Command holds the parent's copy of the stdin pipe's read end:
     // close it, so writing to a child that has exited fails at once.
@@ -309,7 +319,7 @@ async fn terminate(
     kill_by: Option<Instant>,
 ) -> Option<i32> {
     group.signal(Signal::SIGTERM);
-    let until = Instant::now() + grace;
+    let until = Instant::now().later(grace);
     let until = kill_by.map_or(until, |k| k.min(until));
     match timeout_at(until, child.wait()).await {
         Ok(Ok(status)) => status.code(),

@@ -21,6 +21,8 @@ use super::settle::Request;
 use crate::config::Config;
 use crate::decide::outcome::{self, Action, Backoff, JobOutcome};
 use crate::status::counters::{Counters, RecentJob};
+use crate::system::clock::Later;
+use crate::system::privileges::RunAs;
 use crate::tracking::{failure_state, job_id_of, JobState, Recorder, Update};
 
 /// What every job task shares.
@@ -36,6 +38,8 @@ pub struct JobContext {
     pub recorder: Option<Arc<Recorder>>,
     /// SIGKILL no later than this (a spot interruption's deadline).
     pub kill_by: watch::Receiver<Option<Instant>>,
+    /// Who jobs run as (`job.user`); `None`: the agent's own user.
+    pub run_as: Option<RunAs>,
 }
 
 /// The failure backoff the configuration asks for.
@@ -79,20 +83,60 @@ fn attempt(m: &Received) -> u32 {
     m.receive_count.saturating_add(m.interruptions)
 }
 
-/// The environment a job sees on top of the agent's.
+/// When a job started at `started` (`now` on the wall clock) is due:
+/// every instant saturates, whatever the configuration holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct JobTimes {
+    /// Stopped for running too long (`job.timeout`).
+    pub deadline: Instant,
+    /// The deadline on the wall clock (the job's `DRAINERD_DEADLINE`).
+    pub deadline_wall: SystemTime,
+    /// The message's lease as received.
+    pub visible_until: Instant,
+    /// Past this the job is certainly over (deadline + kill grace + a
+    /// heartbeat's margin).
+    pub hard_stop: Instant,
+}
+
+/// A job's times from the configuration.
+pub fn job_times(started: Instant, now: SystemTime, cfg: &Config) -> JobTimes {
+    let timeout = cfg.job.timeout.0;
+    let deadline = started.later(timeout);
+    JobTimes {
+        deadline,
+        deadline_wall: now.later(timeout),
+        visible_until: started.later(cfg.queue.lease.0),
+        hard_stop: deadline
+            .later(cfg.job.kill_grace.0)
+            .later(cfg.queue.heartbeat_interval.0),
+    }
+}
+
+/// The environment a job sees on top of the agent's: the job user's
+/// `HOME`, `USER` and `LOGNAME` (when jobs run as another user), then
+/// `job.env` and `job.secret_env`, the message's attributes, and drainerd's
+/// own variables.
 pub fn job_env(
     m: &Received,
     job_id: &str,
     queue_url: &str,
     deadline: SystemTime,
     cfg: &Config,
+    run_as: Option<&RunAs>,
 ) -> Vec<(String, String)> {
-    let mut env: Vec<(String, String)> = cfg
-        .job
-        .env
-        .iter()
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect();
+    let mut env: Vec<(String, String)> = Vec::new();
+    if let Some(r) = run_as {
+        env.push(("HOME".into(), r.home.to_string_lossy().into_owned()));
+        env.push(("USER".into(), r.user.clone()));
+        env.push(("LOGNAME".into(), r.user.clone()));
+    }
+    env.extend(cfg.job.env.iter().map(|(k, v)| (k.clone(), v.clone())));
+    env.extend(
+        cfg.job
+            .secret_env
+            .iter()
+            .map(|(k, v)| (k.clone(), v.expose().to_string())),
+    );
     for (name, value) in &m.attributes {
         env.push((format!("DRAINERD_ATTR_{name}"), value.clone()));
     }
@@ -142,28 +186,30 @@ pub async fn run(
             cfg.queue.max_message_bytes
         ))
     } else {
-        let timeout = cfg.job.timeout.0;
-        let deadline = started + timeout;
+        let times = job_times(started, SystemTime::now(), &cfg);
+        let deadline = times.deadline;
         ctx.leases.insert(
             key,
             Lease {
                 message_id: message_id.clone(),
                 receipt: m.receipt.clone(),
                 received_at: started,
-                visible_until: started + cfg.queue.lease.0,
-                hard_stop: deadline + cfg.job.kill_grace.0 + cfg.queue.heartbeat_interval.0,
+                visible_until: times.visible_until,
+                hard_stop: times.hard_stop,
                 lost: false,
             },
         );
         let spec = JobSpec {
             argv: cfg.job.command.clone(),
             working_dir: cfg.job.working_dir.clone(),
+            run_as: ctx.run_as.clone(),
             env: job_env(
                 &m,
                 &job_id,
                 &ctx.queue_url,
-                SystemTime::now() + timeout,
+                times.deadline_wall,
                 &cfg,
+                ctx.run_as.as_ref(),
             ),
             // Shared, not copied (up to 1 MiB per job): a hand-back's copy
             // may need it after the job.

@@ -34,6 +34,12 @@ const LOOKING_UP: &str = "still looking up this instance's Auto Scaling group; t
 /// 30 s), and always right before leaving.
 const GROUP_REFRESH_CHECKS: u32 = 20;
 
+/// How long group figures are reused: `GROUP_REFRESH_CHECKS` checks
+/// (saturating: a check interval can be long).
+pub fn group_refresh(check_interval: Duration) -> Duration {
+    check_interval.saturating_mul(GROUP_REFRESH_CHECKS)
+}
+
 /// The fleet task.
 pub struct Membership {
     pub asg: Arc<AutoScaling>,
@@ -219,11 +225,7 @@ impl Membership {
             // The decision, first on cached group figures and no backlog
             // (cheap: no request); only a would-leave is checked afresh.
             let size = match group {
-                Some((g, at))
-                    if at.elapsed() < self.cfg.check_interval.0 * GROUP_REFRESH_CHECKS =>
-                {
-                    g
-                }
+                Some((g, at)) if at.elapsed() < group_refresh(self.cfg.check_interval.0) => g,
                 _ => match self.asg.size().await {
                     Ok(g) => {
                         group = Some((g, Instant::now()));

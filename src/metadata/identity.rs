@@ -18,8 +18,11 @@ pub struct Identity {
 /// # Errors
 /// A description of what is missing or malformed.
 pub fn parse(body: &str) -> Result<Identity, String> {
+    if body.len() > super::notice::MAX_BODY {
+        return Err(format!("a document of {} bytes", body.len()));
+    }
     let v: serde_json::Value = serde_json::from_str(body).map_err(|e| format!("not JSON: {e}"))?;
-    let field = |k: &str| v.get(k).and_then(|x| x.as_str()).map(str::to_string);
+    let field = |k: &str| v.get(k).and_then(|x| x.as_str()).map(super::notice::plain);
     Ok(Identity {
         instance_id: field("instanceId").ok_or("no instanceId")?,
         region: field("region").ok_or("no region")?,

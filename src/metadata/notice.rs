@@ -34,16 +34,15 @@ pub fn parse_spot(body: &str) -> Result<SpotNotice, String> {
         action: String,
         time: String,
     }
-    let raw: Raw =
-        serde_json::from_str(body.trim()).map_err(|e| format!("not the expected JSON: {e}"))?;
+    let raw: Raw = json(body)?;
     let action = match raw.action.as_str() {
         "terminate" => SpotAction::Terminate,
         "stop" => SpotAction::Stop,
         "hibernate" => SpotAction::Hibernate,
-        other => return Err(format!("unknown action {other:?}")),
+        other => return Err(format!("unknown action {:?}", short(other))),
     };
     let time = humantime::parse_rfc3339_weak(raw.time.trim())
-        .map_err(|e| format!("bad time {:?}: {e}", raw.time))?;
+        .map_err(|e| format!("bad time {:?}: {e}", short(&raw.time)))?;
     Ok(SpotNotice { action, time })
 }
 
@@ -57,10 +56,9 @@ pub fn parse_rebalance(body: &str) -> Result<SystemTime, String> {
         #[serde(rename = "noticeTime")]
         notice_time: String,
     }
-    let raw: Raw =
-        serde_json::from_str(body.trim()).map_err(|e| format!("not the expected JSON: {e}"))?;
+    let raw: Raw = json(body)?;
     humantime::parse_rfc3339_weak(raw.notice_time.trim())
-        .map_err(|e| format!("bad noticeTime {:?}: {e}", raw.notice_time))
+        .map_err(|e| format!("bad noticeTime {:?}: {e}", short(&raw.notice_time)))
 }
 
 /// The states AWS documents for `autoscaling/target-lifecycle-state`.
@@ -109,18 +107,51 @@ pub fn parse_maintenance(body: &str) -> Result<Vec<Maintenance>, String> {
         #[serde(default)]
         state: String,
     }
-    let raw: Vec<Raw> =
-        serde_json::from_str(body.trim()).map_err(|e| format!("not the expected JSON: {e}"))?;
+    let raw: Vec<Raw> = json(body)?;
     Ok(raw
         .into_iter()
+        .take(MAX_EVENTS)
         .map(|r| Maintenance {
-            id: r.event_id,
-            code: r.code,
-            description: r.description,
+            id: plain(&r.event_id),
+            code: plain(&r.code),
+            description: plain(&r.description),
             not_before: parse_aws_date(&r.not_before),
-            state: r.state,
+            state: plain(&r.state),
         })
         .collect())
+}
+
+/// The start of a value, for an error message.
+fn short(s: &str) -> String {
+    s.chars().take(40).collect()
+}
+
+/// A JSON notice document, refused past [`MAX_BODY`].
+fn json<T: serde::de::DeserializeOwned>(body: &str) -> Result<T, String> {
+    if body.len() > MAX_BODY {
+        return Err(format!(
+            "a document of {} bytes, over {MAX_BODY}",
+            body.len()
+        ));
+    }
+    serde_json::from_str(body.trim()).map_err(|e| format!("not the expected JSON: {e}"))
+}
+
+/// The largest notice document read (AWS's are a few hundred bytes).
+pub const MAX_BODY: usize = 64 * 1024;
+/// Scheduled maintenance events kept at most (AWS lists a handful).
+pub const MAX_EVENTS: usize = 32;
+/// Characters kept of each text field of a maintenance event.
+pub const MAX_TEXT: usize = 200;
+
+/// Text from the metadata service as drainerd shows it (logs, the status
+/// page, systemd's status line): control characters (newlines) become
+/// spaces, and it is cut at [`MAX_TEXT`] characters.
+pub fn plain(s: &str) -> String {
+    s.chars()
+        .take(MAX_TEXT)
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect()
 }
 
 /// `21 Jan 2019 09:00:43 GMT` → time. IMDS uses this form, not RFC 3339.

@@ -147,8 +147,11 @@ pub fn settings(common: &Common, env: &dyn EnvSource) -> Result<Settings, Failur
     let mut table: toml::Table = text.parse().map_err(|e: toml::de::Error| {
         bad(format!("not valid TOML: {}", e.to_string().trim_end()))
     })?;
-    overrides::apply_overrides(&mut table, env)
+    let warnings = overrides::apply_overrides(&mut table, env)
         .map_err(|e| Failure::new(exit::CONFIG, format!("environment: {e}")))?;
+    for w in warnings {
+        eprintln!("drainerd: warning: environment: {w}");
+    }
     let tracking_table = table.remove("tracking");
     let queue = table.get("queue").and_then(|q| q.as_table());
     let get = |k: &str| {

@@ -114,6 +114,9 @@ pub struct Counters {
     pub metadata: Tally,
     /// Notices from instance metadata by kind (`ok` is always true).
     pub notices: Tally,
+    /// Status page requests refused, by reason (`host`, `origin`, `token`,
+    /// `rate`, `body`; `ok` is always false).
+    pub page_refusals: Tally,
     /// How long jobs ran.
     pub job_seconds: Histogram,
     /// From ReceiveMessage's answer to the job's start.

@@ -192,6 +192,26 @@ pub fn render(s: &Snapshot, stats: &Counters) -> String {
         o.sample("drainerd_notices_total", &[("kind", kind)], n as f64);
     }
 
+    o.head(
+        "drainerd_status_refusals_total",
+        "counter",
+        "Status page requests refused, by reason (host, origin, token, rate, body).",
+    );
+    let mut refusals: BTreeMap<&str, u64> = ["host", "origin", "token", "rate", "body"]
+        .iter()
+        .map(|k| (*k, 0))
+        .collect();
+    for (reason, _, n) in stats.page_refusals.counts() {
+        *refusals.entry(reason).or_default() += n;
+    }
+    for (reason, n) in refusals {
+        o.sample(
+            "drainerd_status_refusals_total",
+            &[("reason", reason)],
+            n as f64,
+        );
+    }
+
     o.one(
         "drainerd_jobs_running",
         "gauge",

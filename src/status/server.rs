@@ -2,22 +2,31 @@
 //! and the server loop. What is shown is built in `snapshot`; what the
 //! buttons do is the fleet task's (they send it a request).
 //!
-//! Read-only endpoints need nothing. The two buttons (POST `/spawn`, POST
-//! `/leave`) are refused unless `status.control_token` is set and sent with
-//! the request, refused from another origin, and rate-limited.
+//! Every request must name this page in its `Host` header (a DNS-rebinding
+//! page names its own host). Read-only endpoints need nothing more. The
+//! two buttons (POST `/spawn`, POST `/leave`) are refused unless
+//! `status.control_token` is set and sent with the request, refused from
+//! another origin, and rate-limited; the token is checked first, so
+//! presses without it never spend the rate limit.
+//!
+//! Under abuse: headers must arrive within [`HEADER_TIMEOUT`] and fit in
+//! [`MAX_HEADER_BYTES`], a body within [`BODY_TIMEOUT`] and [`MAX_BODY`],
+//! a connection lasts at most [`CONNECTION_LIFETIME`], and at
+//! [`MAX_CONNECTIONS`] open the oldest is closed for the newest, so slow
+//! clients can hold neither file descriptors nor `/healthz` for long.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::Full;
 use hyper::body::{Bytes, Incoming};
 use hyper::header::{self, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
-use tokio::net::TcpListener;
-use tokio::sync::{mpsc, oneshot, Semaphore};
+use tokio::net::{TcpListener, TcpSocket};
+use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::board::{Board, Figures};
@@ -27,21 +36,28 @@ use super::{metrics, page};
 use crate::config::StatusConfig;
 use crate::control::Task;
 use crate::drain::occupancy::Occupancy;
-use crate::fleet::{Refusal, Request as FleetRequest};
+use crate::fleet::Request as FleetRequest;
 
+mod buttons;
 mod guards;
-pub use guards::{cross_origin, form_token, Limiter};
-use guards::{request_token, same_secret};
+pub use guards::{cross_origin, form_token, host_allowed, host_name, Limiter, Refusals};
 
-/// Open connections beyond this wait to be accepted (file descriptors are
-/// the agent's, and jobs need them).
-const MAX_CONNECTIONS: usize = 256;
+/// Open connections at most (file descriptors are the agent's, and jobs
+/// need them); beyond it the oldest is closed for each new one.
+pub const MAX_CONNECTIONS: usize = 256;
 /// A form post is a token and nothing else.
-const MAX_BODY: usize = 4096;
-
-/// How long a button press waits for the fleet task's answer (it may be
-/// busy with an Auto Scaling call of its own).
-const FLEET_ANSWER: Duration = Duration::from_secs(15);
+pub const MAX_BODY: usize = 4096;
+/// The request line and headers, at most (hyper answers 431 beyond).
+pub const MAX_HEADER_BYTES: usize = 16 * 1024;
+/// How long a client may take to send its headers.
+pub const HEADER_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a client may take to send a button's body.
+pub const BODY_TIMEOUT: Duration = Duration::from_secs(5);
+/// Connections waiting to be accepted, at most (the kernel caps it at
+/// `net.core.somaxconn`, 4096 by default).
+const LISTEN_BACKLOG: u32 = 1024;
+/// The longest a connection stays open, whatever it does.
+pub const CONNECTION_LIFETIME: Duration = Duration::from_secs(60);
 
 /// What the server reads and acts on.
 pub struct Server {
@@ -56,6 +72,7 @@ pub struct Server {
     /// fleet logic is off).
     pub fleet: Option<mpsc::Sender<FleetRequest>>,
     pub limiter: Limiter,
+    pub refusals: Refusals,
 }
 
 type Reply = Response<Full<Bytes>>;
@@ -109,6 +126,19 @@ impl Server {
     }
 
     async fn handle(&self, req: Request<Incoming>) -> Reply {
+        let host = req
+            .headers()
+            .get(header::HOST)
+            .map(|h| h.to_str().unwrap_or("\u{fffd}"));
+        if !host_allowed(host, self.cfg.addr(), &self.cfg.allowed_hosts) {
+            let host = host.unwrap_or_default();
+            self.refusals.refused(&self.counters, "host", host);
+            return reply(
+                StatusCode::FORBIDDEN,
+                TEXT,
+                "this page answers only to its own host names: add this one to status.allowed_hosts\n",
+            );
+        }
         let path = req.uri().path().to_string();
         let method = req.method().clone();
         match (method, path.as_str()) {
@@ -174,126 +204,6 @@ impl Server {
             _ => reply(StatusCode::NOT_FOUND, TEXT, "not found\n"),
         }
     }
-
-    async fn button(&self, req: Request<Incoming>, path: &str) -> Reply {
-        let form = req
-            .headers()
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
-        let answer = |status: StatusCode, ok: bool, message: &str| {
-            if form {
-                let page = format!(
-                    "<!doctype html><meta charset=utf-8><meta name=viewport content=\"width=device-width\"><meta http-equiv=refresh content=\"4;url=/\"><title>drainerd</title><p>{}</p><p><a href=/>back</a></p>",
-                    page::esc(message)
-                );
-                reply(status, HTML, page)
-            } else {
-                let body = serde_json::json!({ "ok": ok, "message": message });
-                reply(status, JSON, body.to_string())
-            }
-        };
-        let Some(expected) = self.cfg.control_token.as_deref() else {
-            return answer(
-                StatusCode::FORBIDDEN,
-                false,
-                "buttons disabled: set status.control_token to enable them",
-            );
-        };
-        if let Some(why) = cross_origin(req.headers()) {
-            tracing::warn!(path, reason = %why, "status page: cross-origin button press refused");
-            return answer(
-                StatusCode::FORBIDDEN,
-                false,
-                &format!("cross-origin request refused: {why}"),
-            );
-        }
-        if let Err(wait) = self.limiter.take() {
-            let mut r = answer(
-                StatusCode::TOO_MANY_REQUESTS,
-                false,
-                &format!(
-                    "too many button presses; try again in {}s",
-                    wait.as_secs() + 1
-                ),
-            );
-            r.headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from(wait.as_secs() + 1));
-            return r;
-        }
-        let headers = req.headers().clone();
-        let body = match Limited::new(req.into_body(), MAX_BODY).collect().await {
-            Ok(b) => String::from_utf8_lossy(&b.to_bytes()).into_owned(),
-            Err(_) => {
-                return answer(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    false,
-                    "request body too large",
-                )
-            }
-        };
-        let token = request_token(&headers, &body);
-        if !token.is_some_and(|t| same_secret(t.as_bytes(), expected.as_bytes())) {
-            tracing::warn!(
-                path,
-                "status page: button press with a missing or wrong token refused"
-            );
-            return answer(
-                StatusCode::FORBIDDEN,
-                false,
-                "missing or wrong control token",
-            );
-        }
-        let Some(fleet) = &self.fleet else {
-            return answer(
-                StatusCode::CONFLICT,
-                false,
-                "this instance is in no known Auto Scaling group",
-            );
-        };
-        let refused = |r: Refusal| match r {
-            Refusal::Conflict(m) => answer(StatusCode::CONFLICT, false, &m),
-            Refusal::Unavailable(m) => answer(StatusCode::BAD_GATEWAY, false, &m),
-        };
-        let asked = if path == "/spawn" {
-            let (tx, rx) = oneshot::channel();
-            ask(fleet, FleetRequest::Spawn(tx), rx)
-                .await
-                .map(|r| r.map(|n| format!("desired capacity is now {n}")))
-        } else {
-            let (tx, rx) = oneshot::channel();
-            ask(fleet, FleetRequest::Leave(tx), rx).await.map(|r| {
-                r.map(|()| {
-                    tracing::warn!("status page: leave pressed; draining, then leaving the group");
-                    "draining: no new work; running jobs finish, then this instance leaves its group (desired capacity −1)".to_string()
-                })
-            })
-        };
-        match asked {
-            Ok(Ok(m)) if path == "/spawn" => answer(StatusCode::OK, true, &m),
-            Ok(Ok(m)) => answer(StatusCode::ACCEPTED, true, &m),
-            Ok(Err(r)) => refused(r),
-            Err(why) => answer(StatusCode::CONFLICT, false, why),
-        }
-    }
-}
-
-/// Sends a request to the fleet task and waits (bounded) for its answer.
-async fn ask<T>(
-    fleet: &mpsc::Sender<FleetRequest>,
-    request: FleetRequest,
-    answer: oneshot::Receiver<Result<T, Refusal>>,
-) -> Result<Result<T, Refusal>, &'static str> {
-    const STOPPED: &str = "the fleet logic has stopped (already leaving?)";
-    let sent = tokio::time::timeout(FLEET_ANSWER, fleet.send(request)).await;
-    if !matches!(sent, Ok(Ok(()))) {
-        return Err(STOPPED);
-    }
-    match tokio::time::timeout(FLEET_ANSWER, answer).await {
-        Ok(Ok(a)) => Ok(a),
-        Ok(Err(_)) => Err(STOPPED),
-        Err(_) => Err("the fleet task is busy (leaving?); try again shortly"),
-    }
 }
 
 /// Binds `status.listen`. Failing to bind is logged by the caller; the
@@ -303,7 +213,17 @@ async fn ask<T>(
 /// The address cannot be bound.
 pub async fn bind(cfg: &StatusConfig) -> std::io::Result<TcpListener> {
     let addr: SocketAddr = cfg.addr();
-    let listener = TcpListener::bind(addr).await?;
+    // A deeper backlog than tokio's 128: a burst of connections waits for
+    // the accept loop (which makes room at the cap) rather than having
+    // its SYNs dropped, and a health check's with them.
+    let socket = if addr.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    let listener = socket.listen(LISTEN_BACKLOG)?;
     let loopback = addr.ip().is_loopback();
     match (loopback, cfg.control_token.is_some()) {
         (true, _) => {
@@ -333,14 +253,17 @@ impl Task for Page {
     }
 }
 
+/// The open connections, oldest first, each with the token that closes it.
+#[derive(Default)]
+struct Open {
+    next: u64,
+    conns: std::collections::BTreeMap<u64, CancellationToken>,
+}
+
 /// Serves until `stop`.
 async fn serve(listener: TcpListener, server: Arc<Server>, stop: CancellationToken) {
-    let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let open = Arc::new(std::sync::Mutex::new(Open::default()));
     loop {
-        let permit = tokio::select! {
-            () = stop.cancelled() => return,
-            p = slots.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => return },
-        };
         let stream = tokio::select! {
             () = stop.cancelled() => return,
             r = listener.accept() => match r {
@@ -352,8 +275,23 @@ async fn serve(listener: TcpListener, server: Arc<Server>, stop: CancellationTok
                 }
             },
         };
+        // At the cap, the oldest connection makes room: a slow client
+        // cannot keep newer ones (a health check) waiting.
+        let (id, close) = {
+            let mut o = open.lock().expect("connections lock");
+            if o.conns.len() >= MAX_CONNECTIONS {
+                if let Some((_, oldest)) = o.conns.pop_first() {
+                    oldest.cancel();
+                }
+            }
+            let id = o.next;
+            o.next += 1;
+            let close = stop.child_token();
+            o.conns.insert(id, close.clone());
+            (id, close)
+        };
         let server = server.clone();
-        let stop = stop.clone();
+        let open = open.clone();
         tokio::spawn(async move {
             let service = hyper::service::service_fn(move |req| {
                 let server = server.clone();
@@ -361,13 +299,15 @@ async fn serve(listener: TcpListener, server: Arc<Server>, stop: CancellationTok
             });
             let conn = hyper::server::conn::http1::Builder::new()
                 .timer(TokioTimer::new())
-                .header_read_timeout(Duration::from_secs(10))
+                .header_read_timeout(HEADER_TIMEOUT)
+                .max_header_size(MAX_HEADER_BYTES)
+                .max_buf_size(MAX_HEADER_BYTES.max(8192) + MAX_BODY)
                 .serve_connection(TokioIo::new(stream), service);
             tokio::select! {
-                _ = conn => {}
-                () = stop.cancelled() => {}
+                _ = tokio::time::timeout(CONNECTION_LIFETIME, conn) => {}
+                () = close.cancelled() => {}
             }
-            drop(permit);
+            open.lock().expect("connections lock").conns.remove(&id);
         });
     }
 }

@@ -18,6 +18,7 @@ use crate::drain::queue::Queue;
 use crate::drain::receiver::Receiver;
 use crate::drain::runner::JobContext;
 use crate::drain::slots::Slots;
+use crate::system::clock::Later;
 
 /// Intake and the jobs it starts. Cancelling `token` closes intake;
 /// `stop_jobs` stops every running job; `jobs` tracks them all, across
@@ -139,7 +140,7 @@ impl DrainState {
         occupancy.close_intake();
         intake.token.cancel();
         if let Some(d) = stop_in {
-            let at = Instant::now().checked_add(d);
+            let at = Some(Instant::now().later(d));
             self.stop_at = match (self.stop_at, at) {
                 (Some(s), Some(a)) => Some(s.min(a)),
                 (s, a) => s.or(a),

@@ -38,6 +38,7 @@ use crate::drain::slots::Slots;
 use crate::fleet::Request as FleetRequest;
 use crate::status::counters::Counters;
 use crate::system::notify::Notifier;
+use crate::system::privileges::RunAs;
 use crate::tracking::Recorder;
 use intake::{DrainState, Opener, Phase};
 use lifecycle::{log_notice, Hook};
@@ -78,6 +79,8 @@ pub struct Agent {
     pub reload: Box<dyn Fn() -> Result<Config, ConfigError> + Send>,
     /// Job-state tracking, when `[tracking]` is enabled.
     pub recorder: Option<Arc<Recorder>>,
+    /// Who jobs run as (`job.user`), resolved and prepared for at start.
+    pub run_as: Option<RunAs>,
     /// The shutdown tree every task runs under.
     pub tasks: Tasks,
 }
@@ -86,7 +89,11 @@ pub struct Agent {
 ///
 /// # Errors
 /// The queue is missing or unreachable at start, or an internal error.
-pub async fn run(config: Config, config_path: std::path::PathBuf) -> Result<(), AgentError> {
+pub async fn run(
+    config: Config,
+    config_path: std::path::PathBuf,
+    run_as: Option<RunAs>,
+) -> Result<(), AgentError> {
     let (inbox, control) = crate::control::Inbox::new();
     let tasks = Tasks::new();
     match crate::system::signals::Signals::install(inbox.clone()) {
@@ -98,7 +105,7 @@ pub async fn run(config: Config, config_path: std::path::PathBuf) -> Result<(), 
             return Err(AgentError::Internal(format!("signal handlers: {e}")));
         }
     }
-    let agent = wiring::start(config, config_path, inbox, tasks).await;
+    let agent = wiring::start(config, config_path, inbox, tasks, run_as).await;
     drain(agent, control).await
 }
 
@@ -118,6 +125,7 @@ pub async fn drain(agent: Agent, mut control: mpsc::Receiver<Control>) -> Result
         fleet,
         reload,
         recorder,
+        run_as,
         tasks,
     } = agent;
     // Nothing is received before the queue answers, so a shutdown
@@ -178,6 +186,7 @@ pub async fn drain(agent: Agent, mut control: mpsc::Receiver<Control>) -> Result
         occupancy: occupancy.clone(),
         recorder: recorder.clone(),
         kill_by,
+        run_as,
     });
     let opener = Opener {
         tasks: tasks.clone(),

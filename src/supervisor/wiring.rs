@@ -82,6 +82,7 @@ pub async fn start(
     config_path: std::path::PathBuf,
     inbox: Inbox,
     tasks: Tasks,
+    run_as: Option<crate::system::privileges::RunAs>,
 ) -> Agent {
     let http = crate::aws::https_client();
     let counters = Arc::new(Counters::default());
@@ -206,6 +207,7 @@ pub async fn start(
         fleet: fleet_requests,
         reload: Box::new(move || Config::load(&config_path, &ProcessEnv)),
         recorder,
+        run_as,
         tasks,
     }
 }
@@ -257,6 +259,7 @@ async fn start_status_page(
         started: SystemTime::now(),
         fleet,
         limiter: Limiter::new(cfg.actions_per_minute),
+        refusals: server::Refusals::default(),
     };
     tasks.start_until_exit(Page {
         listener,

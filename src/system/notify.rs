@@ -37,19 +37,37 @@ impl Notifier {
     }
 
     pub fn ready(&self, status: &str) {
-        self.send(&[NotifyState::Ready, NotifyState::Status(status)]);
+        self.send(&[NotifyState::Ready, NotifyState::Status(&one_line(status))]);
     }
     pub fn status(&self, status: &str) {
-        self.send(&[NotifyState::Status(status)]);
+        self.send(&[NotifyState::Status(&one_line(status))]);
     }
     pub fn stopping(&self, status: &str) {
-        self.send(&[NotifyState::Stopping, NotifyState::Status(status)]);
+        self.send(&[
+            NotifyState::Stopping,
+            NotifyState::Status(&one_line(status)),
+        ]);
     }
     pub fn watchdog(&self) {
         if self.watchdog.is_some() {
             self.send(&[NotifyState::Watchdog]);
         }
     }
+}
+
+/// The longest `STATUS=` text sent (systemctl status shows one line).
+const STATUS_MAX: usize = 400;
+
+/// `status` as one `STATUS=` line: each control character (a newline would
+/// start another assignment, such as `READY=1` or `MAINPID=`) becomes a
+/// space, and the text is cut at [`STATUS_MAX`] characters. The status
+/// carries text from instance metadata (a maintenance event's code).
+pub fn one_line(status: &str) -> String {
+    status
+        .chars()
+        .take(STATUS_MAX)
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect()
 }
 
 /// libsystemd's rule (sd_watchdog_enabled): the watchdog is on when
@@ -68,6 +86,17 @@ fn watchdog_from(usec: Option<&str>, pid: Option<&str>, me: u32) -> Option<Durat
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn status_text_cannot_add_assignments() {
+        let s = one_line("maintenance x\nREADY=1\r\nMAINPID=1\u{0}");
+        assert!(
+            !s.contains('\n') && !s.contains('\r') && !s.contains('\0'),
+            "{s:?}"
+        );
+        assert!(s.starts_with("maintenance x READY=1"));
+        assert_eq!(one_line(&"é".repeat(1000)).chars().count(), STATUS_MAX);
+    }
 
     #[test]
     fn watchdog_follows_libsystemd() {

@@ -20,6 +20,7 @@ use std::collections::HashMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::config::TrackingConfig;
+use crate::system::clock::Later;
 use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata};
 use aws_sdk_dynamodb::types::AttributeValue;
 
@@ -234,7 +235,7 @@ impl Table {
             ),
             (":false".to_string(), AttributeValue::Bool(false)),
             (":at".to_string(), s(&at)),
-            (":exp".to_string(), n(epoch(u.at + self.ttl))),
+            (":exp".to_string(), n(epoch(u.at.later(self.ttl)))),
             (":empty".to_string(), AttributeValue::L(vec![])),
         ]);
         match u.state {

@@ -70,13 +70,40 @@ pub fn queue_missing(code: Option<&str>) -> bool {
 pub(super) fn attributes_env(
     attrs: &HashMap<String, aws_sdk_sqs::types::MessageAttributeValue>,
 ) -> Vec<(String, String)> {
-    let mut out: Vec<(String, String)> = attrs
-        .iter()
-        .filter(|(_, v)| {
-            let t = v.data_type();
-            t.starts_with("String") || t.starts_with("Number")
-        })
-        .filter_map(|(k, v)| Some((sanitize_attr_name(k), v.string_value()?.to_string())))
+    attr_env(
+        attrs
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.data_type(), v.string_value())),
+    )
+}
+
+/// SQS allows 10 attributes per message; more are not passed on.
+pub const MAX_ATTRIBUTES: usize = 10;
+/// The longest attribute value passed on (bytes). Linux refuses to exec
+/// with one environment string over 128 KiB, and a job that cannot start
+/// would count against the command (after three, intake closes); a
+/// producer's oversized attribute must not do that.
+pub const MAX_ATTRIBUTE_VALUE: usize = 32 * 1024;
+
+/// Message attributes (name, data type, string value) as job environment
+/// suffixes and values: String and Number attributes only, names made
+/// env-safe ([`sanitize_attr_name`]), at most [`MAX_ATTRIBUTES`] in name
+/// order; a value no process environment can hold (a NUL byte, over
+/// [`MAX_ATTRIBUTE_VALUE`]) is left out rather than failing the job's start. Sorted; of two names that
+/// sanitize alike, the later in sort order wins (the job contract).
+pub fn attr_env<'a>(
+    attrs: impl Iterator<Item = (&'a str, &'a str, Option<&'a str>)>,
+) -> Vec<(String, String)> {
+    let mut kept: Vec<(&str, &str)> = attrs
+        .filter(|(_, t, _)| t.starts_with("String") || t.starts_with("Number"))
+        .filter_map(|(k, _, v)| Some((k, v?)))
+        .filter(|(_, v)| v.len() <= MAX_ATTRIBUTE_VALUE && !v.contains('\0'))
+        .collect();
+    kept.sort_unstable();
+    kept.truncate(MAX_ATTRIBUTES);
+    let mut out: Vec<(String, String)> = kept
+        .into_iter()
+        .map(|(k, v)| (sanitize_attr_name(k), v.to_string()))
         .collect();
     out.sort();
     out
@@ -86,6 +113,7 @@ pub(super) fn attributes_env(
 /// kept, everything else `_`. (`order-id` → `ORDER_ID`.)
 pub fn sanitize_attr_name(name: &str) -> String {
     name.chars()
+        .take(256)
         .map(|c| {
             if c.is_ascii_alphanumeric() {
                 c.to_ascii_uppercase()
@@ -165,6 +193,46 @@ pub(super) fn to_received(m: Message) -> Option<Received> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        // Attributes come from producers: any names, types and values.
+        #[test]
+        fn attributes_become_env_a_process_can_hold(
+            attrs in proptest::collection::vec(
+                ("\\PC{0,300}", prop_oneof![Just("String".to_string()), Just("Number.int".to_string()), Just("Binary".to_string()), "\\PC{0,12}"], proptest::option::of("\\PC{0,64}|[\\x00a]{0,4}")),
+                0..40,
+            ),
+            big in 0usize..3,
+        ) {
+            let mut attrs: Vec<(String, String, Option<String>)> = attrs;
+            if big > 0 {
+                attrs.push(("big".into(), "String".into(), Some("x".repeat(MAX_ATTRIBUTE_VALUE + big - 1))));
+            }
+            let env = attr_env(attrs.iter().map(|(n, t, v)| (n.as_str(), t.as_str(), v.as_deref())));
+            prop_assert!(env.len() <= MAX_ATTRIBUTES);
+            for (name, value) in &env {
+                prop_assert!(name.chars().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_'));
+                prop_assert!(name.chars().count() <= 256);
+                prop_assert!(!value.contains('\0') && value.len() <= MAX_ATTRIBUTE_VALUE);
+            }
+        }
+    }
+
+    #[test]
+    fn values_no_process_can_hold_are_left_out() {
+        let attrs = [
+            ("ok", "String", Some("fine")),
+            ("nul", "String", Some("a\0b")),
+            ("bin", "Binary", None),
+        ];
+        assert_eq!(
+            attr_env(attrs.into_iter()),
+            vec![("OK".to_string(), "fine".to_string())]
+        );
+        let big = "x".repeat(MAX_ATTRIBUTE_VALUE + 1);
+        assert!(attr_env([("big", "String", Some(big.as_str()))].into_iter()).is_empty());
+    }
 
     #[test]
     fn attribute_names_become_env_safe() {

@@ -24,6 +24,7 @@ async fn run_with(
 ) -> Exit {
     let body = bytes::Bytes::from(body);
     let spec = JobSpec {
+        run_as: None,
         argv: vec!["/bin/sh".into(), "-c".into(), script.into()],
         working_dir: None,
         env: Vec::new(),

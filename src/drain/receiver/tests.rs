@@ -51,6 +51,7 @@ fn start(fake: Arc<FakeQueue>, slots: Arc<Slots>) -> Rig {
         occupancy: occupancy.clone(),
         recorder: None,
         kill_by: watch::channel(None).1,
+        run_as: None,
     });
     let jobs = TaskTracker::new();
     let intake = CancellationToken::new();

@@ -109,6 +109,71 @@ fn each_notice_is_an_event_once_and_withdrawal_is_reported() {
     );
 }
 
+#[test]
+fn hostile_documents_are_bounded_and_one_line() {
+    let many: Vec<String> = (0..1000)
+        .map(|i| {
+            format!(
+                r#"{{"EventId":"e{i}","Code":"{}\nREADY=1"}}"#,
+                "x".repeat(500)
+            )
+        })
+        .collect();
+    let body = format!("[{}]", many.join(","));
+    match parse_maintenance(&body) {
+        Ok(list) => {
+            assert!(list.len() <= MAX_EVENTS);
+            for m in &list {
+                assert!(m.code.chars().count() <= MAX_TEXT && !m.code.contains('\n'));
+            }
+        }
+        Err(e) => assert!(e.contains("over"), "{e}"),
+    }
+    let small: Vec<String> = (0..100)
+        .map(|i| {
+            format!(
+                r#"{{"EventId":"e{i}","Code":"c\nREADY=1","Description":"{}"}}"#,
+                "d".repeat(300)
+            )
+        })
+        .collect();
+    let list = parse_maintenance(&format!("[{}]", small.join(","))).unwrap();
+    assert_eq!(list.len(), MAX_EVENTS);
+    assert_eq!(list[0].code, "c READY=1");
+    assert_eq!(list[0].description.chars().count(), MAX_TEXT);
+    assert!(parse_spot(&" ".repeat(MAX_BODY + 1))
+        .unwrap_err()
+        .contains("over"));
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(48))]
+    // Metadata documents are untrusted (a proxy, a compromised route):
+    // whatever the bytes, no panic, and what is kept is bounded.
+    #[test]
+    fn large_garbage_is_refused_or_bounded(bytes in proptest::collection::vec(any::<u8>(), 0..(MAX_BODY + 512))) {
+        let s = String::from_utf8_lossy(&bytes);
+        let _ = parse_spot(&s);
+        let _ = parse_rebalance(&s);
+        let _ = parse_lifecycle(&s);
+        if let Ok(list) = parse_maintenance(&s) {
+            prop_assert!(list.len() <= MAX_EVENTS);
+        }
+        let _ = crate::metadata::identity::parse(&s);
+    }
+
+    #[test]
+    fn maintenance_text_is_always_plain(code in "\\PC{0,300}|[\\x00-\\x1f]{0,20}", id in "\\PC{0,50}") {
+        let body = serde_json::json!([{"EventId": id, "Code": code, "State": code, "Description": code}]).to_string();
+        for m in parse_maintenance(&body).unwrap() {
+            for text in [&m.id, &m.code, &m.state, &m.description] {
+                prop_assert!(!text.chars().any(char::is_control));
+                prop_assert!(text.chars().count() <= MAX_TEXT);
+            }
+        }
+    }
+}
+
 proptest! {
     #[test]
     fn parsers_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..300)) {

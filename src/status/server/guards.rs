@@ -1,11 +1,16 @@
-//! The buttons' guards: the token (compared in constant time, read from a
-//! header or the form), the same-origin check and the rate limiter.
+//! The page's guards: the Host allow-list (every request), and the
+//! buttons' token (compared in constant time, read from a header or the
+//! form), same-origin check and rate limiter; and the log of refusals,
+//! which an attacker must not be able to flood.
 
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Mutex;
 use std::time::Duration;
 
 use hyper::header::HeaderMap;
 use tokio::time::Instant;
+
+use crate::status::counters::Counters;
 
 /// A token bucket: `per_minute` presses, refilled evenly.
 pub struct Limiter {
@@ -104,4 +109,69 @@ pub(super) fn request_token(headers: &HeaderMap, body: &str) -> Option<String> {
         .or_else(|| get("x-drainerd-token"))
         .map(str::to_string)
         .or_else(|| form_token(body))
+}
+
+/// The host a `Host` header names, lower-cased, without port or trailing
+/// dot (`[::1]:9753` → `::1`). `None` for a header that names no host.
+pub fn host_name(header: &str) -> Option<String> {
+    let h = header.trim();
+    let name = if let Some(rest) = h.strip_prefix('[') {
+        rest.split_once(']')?.0
+    } else {
+        match h.rsplit_once(':') {
+            Some((n, port)) if port.chars().all(|c| c.is_ascii_digit()) && !n.contains(':') => n,
+            _ => h,
+        }
+    };
+    let name = name.trim_end_matches('.').to_ascii_lowercase();
+    (!name.is_empty()).then_some(name)
+}
+
+/// Whether a request naming `host` (its `Host` header, if any) is for this
+/// page: `localhost`, a loopback address, the listen address (any address
+/// when listening on all of them: an IP address cannot be rebound), or a
+/// configured name. A request without `Host` comes from no browser.
+pub fn host_allowed(host: Option<&str>, listen: SocketAddr, allowed: &[String]) -> bool {
+    let Some(header) = host else {
+        return true;
+    };
+    if allowed.iter().any(|a| a == "*") {
+        return true;
+    }
+    let Some(name) = host_name(header) else {
+        return false;
+    };
+    if name == "localhost" || allowed.iter().any(|a| a.eq_ignore_ascii_case(&name)) {
+        return true;
+    }
+    match name.parse::<IpAddr>() {
+        Ok(ip) => ip.is_loopback() || listen.ip().is_unspecified() || ip == listen.ip(),
+        Err(_) => false,
+    }
+}
+
+/// Counts every refused request (`drainerd_status_refusals_total`) and
+/// logs them at most once a minute, with how many went unlogged.
+#[derive(Default)]
+pub struct Refusals {
+    last_logged: Mutex<Option<(Instant, u64)>>,
+}
+
+impl Refusals {
+    pub fn refused(&self, counters: &Counters, reason: &'static str, detail: &str) {
+        counters.page_refusals.add(reason, false);
+        let detail: String = detail.chars().take(120).collect();
+        let mut last = self.last_logged.lock().expect("refusals lock");
+        let now = Instant::now();
+        match &mut *last {
+            Some((at, unlogged)) if now.duration_since(*at) < Duration::from_secs(60) => {
+                *unlogged += 1;
+            }
+            _ => {
+                let unlogged = last.map_or(0, |(_, n)| n);
+                tracing::warn!(reason, detail, unlogged_since_last = unlogged, "status page: request refused (logged at most once a minute; all are counted in drainerd_status_refusals_total)");
+                *last = Some((now, 0));
+            }
+        }
+    }
 }
