@@ -171,11 +171,13 @@ async fn heartbeats_keep_a_long_job_invisible_until_it_succeeds() {
     std::fs::write(&cfg, text).unwrap();
     send(&sqs, &url, "long one").await;
     let agent = Agent::start(&cfg, &[]);
-    assert!(
-        agent
-            .wait_log("drainerd ready", Duration::from_secs(10))
-            .await
-    );
+    // Wait until drainerd holds the message ("ready" comes before its first
+    // receive: looking earlier, this test's own receive could take it).
+    let taken = eventually(Duration::from_secs(15), || async {
+        (depth(&sqs, &url).await == (0, 1)).then_some(())
+    })
+    .await;
+    assert!(taken.is_some(), "log:\n{}", agent.logs());
     let start = Instant::now();
     // While the job runs, a second consumer never sees the message.
     while start.elapsed() < Duration::from_secs(8) {

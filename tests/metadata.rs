@@ -317,3 +317,55 @@ async fn the_queue_url_can_come_from_an_instance_tag() {
     assert!(ran, "log:\n{}", agent.logs());
     assert!(agent.logs().contains("queue URL from instance tag"));
 }
+
+/// A spot notice that comes while the queue has not answered yet (a slow
+/// start) is kept and acted on once it has: the agent never takes work.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_notice_during_a_slow_start_is_acted_on_once_the_queue_answers() {
+    let moto = Moto::start();
+    let sqs = moto.sqs();
+    let (url, _) = create_queue(&sqs, "slow-start", None).await;
+    let proxy = Proxy::start(moto.port).await;
+    proxy.up.store(false, std::sync::atomic::Ordering::SeqCst);
+    let sim = ImdsSim::start("i-0slowstart");
+    let wd = Workdir::new();
+    let out = wd.path("ran");
+    let job = wd.script("job.sh", "cat >> \"$OUT\"");
+    let endpoint = format!("http://127.0.0.1:{}", proxy.port);
+    let cfg = wd.config(&endpoint, &url, &[job.to_str().unwrap()], "");
+    let mut env = sim.env();
+    env.push(("OUT", out.to_str().unwrap().into()));
+    env.push(("DRAINERD_FLEET_ENDPOINT_URL", moto.endpoint.clone()));
+    env.push(("DRAINERD_QUEUE_START_TIMEOUT", "2m".into()));
+    let agent = start_agent(&cfg, &env);
+    assert!(
+        agent
+            .wait_log("queue not reachable yet", Duration::from_secs(20))
+            .await,
+        "{}",
+        agent.logs()
+    );
+    sim.call("POST", "/spot", r#"{"action":"terminate","in":"10m"}"#);
+    assert!(
+        agent
+            .wait_log("kept until the queue answers", Duration::from_secs(20))
+            .await,
+        "{}",
+        agent.logs()
+    );
+    send(&sqs, &url, "must not run").await;
+    proxy.up.store(true, std::sync::atomic::Ordering::SeqCst);
+    assert!(
+        agent
+            .wait_log("draining: stopped receiving", Duration::from_secs(30))
+            .await,
+        "{}",
+        agent.logs()
+    );
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert!(
+        read_lines(&out).is_empty(),
+        "no work taken after the notice"
+    );
+    assert_eq!(depth(&sqs, &url).await.0, 1, "the message waits for others");
+}

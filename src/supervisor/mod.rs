@@ -16,6 +16,7 @@ pub mod lifecycle;
 pub mod reload;
 pub mod wiring;
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -129,7 +130,9 @@ pub async fn drain(agent: Agent, mut control: mpsc::Receiver<Control>) -> Result
         tasks,
     } = agent;
     // Nothing is received before the queue answers, so a shutdown
-    // meanwhile just ends the agent; other controls wait for the queue.
+    // meanwhile just ends the agent; other controls (a spot notice seen
+    // during a slow start) are kept and acted on once it has answered.
+    let mut early: VecDeque<Control> = VecDeque::new();
     let waiting = wait_for_queue(&sqs, config.queue.start_timeout.0);
     tokio::pin!(waiting);
     loop {
@@ -147,7 +150,10 @@ pub async fn drain(agent: Agent, mut control: mpsc::Receiver<Control>) -> Result
                     tasks.stop(EXIT_PATIENCE).await;
                     return Ok(());
                 }
-                Some(c) => tracing::info!(control = ?c, "ignored: the queue has not answered yet"),
+                Some(c) => {
+                    tracing::info!(control = ?c, "kept until the queue answers");
+                    early.push_back(c);
+                }
             },
         }
     }
@@ -215,7 +221,7 @@ pub async fn drain(agent: Agent, mut control: mpsc::Receiver<Control>) -> Result
     loop {
         let mut resume = false;
         tokio::select! {
-            c = control.recv(), if control_open => {
+            c = next_control(&mut early, &mut control), if control_open => {
                 control_open = c.is_some();
                 match c.unwrap_or(Control::Shutdown) {
                     Control::Shutdown if !st.exit => {
@@ -360,6 +366,17 @@ pub async fn drain(agent: Agent, mut control: mpsc::Receiver<Control>) -> Result
         ));
     }
     Ok(())
+}
+
+/// The next control: those kept while waiting for the queue first.
+async fn next_control(
+    early: &mut VecDeque<Control>,
+    control: &mut mpsc::Receiver<Control>,
+) -> Option<Control> {
+    match early.pop_front() {
+        Some(c) => Some(c),
+        None => control.recv().await,
+    }
 }
 
 async fn wait_for_queue(sqs: &Sqs, patience: Duration) -> Result<(), AgentError> {
