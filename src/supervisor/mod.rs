@@ -8,26 +8,26 @@
 //! after a notice or leaving, it stays up idle until the platform stops the
 //! instance or drainerd is restarted. Shutdown cancels intake, never
 //! running work, and the agent exits only after every message has been
-//! settled. Reload (`reload.rs`) and the terminate lifecycle hook
+//! settled. The wait for the queue's first answer (`first_answer.rs`),
+//! reload (`reload.rs`) and the terminate lifecycle hook
 //! (`lifecycle.rs`) are carried out from here too.
 
+mod first_answer;
 mod intake;
 pub mod lifecycle;
 pub mod reload;
 pub mod wiring;
 
-use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use tokio::sync::{mpsc, oneshot, watch};
-use tokio::time::{sleep, sleep_until, Instant};
+use tokio::time::{sleep_until, Instant};
 
 use crate::aws::autoscaling::AutoScaling;
 use crate::aws::sqs::Sqs;
 use crate::config::{Config, ConfigError};
 use crate::control::{Control, Tasks};
-use crate::decide::backoff::error_backoff;
 use crate::decide::notice::{self, DrainEnd, Reaction};
 use crate::drain::heartbeat::{Heartbeat, Leases};
 use crate::drain::occupancy::Occupancy;
@@ -41,6 +41,7 @@ use crate::status::counters::Counters;
 use crate::system::notify::Notifier;
 use crate::system::privileges::RunAs;
 use crate::tracking::Recorder;
+use first_answer::{first_answer, FirstAnswer};
 use intake::{DrainState, Opener, Phase};
 use lifecycle::{log_notice, Hook};
 
@@ -129,34 +130,18 @@ pub async fn drain(agent: Agent, mut control: mpsc::Receiver<Control>) -> Result
         run_as,
         tasks,
     } = agent;
-    // Nothing is received before the queue answers, so a shutdown
-    // meanwhile just ends the agent; other controls (a spot notice seen
-    // during a slow start) are kept and acted on once it has answered.
-    let mut early: VecDeque<Control> = VecDeque::new();
-    let waiting = wait_for_queue(&sqs, config.queue.start_timeout.0);
-    tokio::pin!(waiting);
-    loop {
-        tokio::select! {
-            r = &mut waiting => match r {
-                Ok(()) => break,
-                Err(e) => {
-                    tasks.stop(EXIT_PATIENCE).await;
-                    return Err(e);
-                }
-            },
-            c = control.recv() => match c {
-                Some(Control::Shutdown) | None => {
-                    tracing::info!("shutdown requested before the queue answered; nothing was received");
-                    tasks.stop(EXIT_PATIENCE).await;
-                    return Ok(());
-                }
-                Some(c) => {
-                    tracing::info!(control = ?c, "kept until the queue answers");
-                    early.push_back(c);
-                }
-            },
+    let mut controls = match first_answer(&sqs, config.queue.start_timeout.0, &mut control).await {
+        FirstAnswer::Answered(controls) => controls,
+        FirstAnswer::Shutdown => {
+            tracing::info!("shutdown requested before the queue answered; nothing was received");
+            tasks.stop(EXIT_PATIENCE).await;
+            return Ok(());
         }
-    }
+        FirstAnswer::Failed(e) => {
+            tasks.stop(EXIT_PATIENCE).await;
+            return Err(e);
+        }
+    };
     counters.set_queue_ok(true);
     counters.tick();
 
@@ -221,7 +206,7 @@ pub async fn drain(agent: Agent, mut control: mpsc::Receiver<Control>) -> Result
     loop {
         let mut resume = false;
         tokio::select! {
-            c = next_control(&mut early, &mut control), if control_open => {
+            c = controls.next(&mut control), if control_open => {
                 control_open = c.is_some();
                 match c.unwrap_or(Control::Shutdown) {
                     Control::Shutdown if !st.exit => {
@@ -366,49 +351,4 @@ pub async fn drain(agent: Agent, mut control: mpsc::Receiver<Control>) -> Result
         ));
     }
     Ok(())
-}
-
-/// The next control: those kept while waiting for the queue first.
-async fn next_control(
-    early: &mut VecDeque<Control>,
-    control: &mut mpsc::Receiver<Control>,
-) -> Option<Control> {
-    match early.pop_front() {
-        Some(c) => Some(c),
-        None => control.recv().await,
-    }
-}
-
-async fn wait_for_queue(sqs: &Sqs, patience: Duration) -> Result<(), AgentError> {
-    let start = Instant::now();
-    let mut failures = 0;
-    loop {
-        match sqs.check().await {
-            Ok(()) => return Ok(()),
-            Err(e) if e.missing => {
-                return Err(AgentError::QueueMissing {
-                    url: e.url,
-                    detail: e.detail,
-                })
-            }
-            Err(e) => {
-                failures += 1;
-                if start.elapsed() >= patience {
-                    return Err(AgentError::QueueUnreachable {
-                        url: e.url,
-                        waited: start.elapsed(),
-                        detail: e.detail,
-                    });
-                }
-                tracing::warn!(error = %e, "queue not reachable yet; retrying");
-                let d = error_backoff(
-                    failures,
-                    Duration::from_millis(500),
-                    Duration::from_secs(5),
-                    fastrand::f64(),
-                );
-                sleep(d.min(patience.saturating_sub(start.elapsed()))).await;
-            }
-        }
-    }
 }
