@@ -13,11 +13,17 @@ each sleep one second, and prints:
 
 Then 256 concurrent `sleep` jobs: drainerd's CPU and memory while they run.
 
-moto is a single-threaded Python emulator and slows with queue depth: at
-high concurrency and no delay it, not drainerd, is the bottleneck; the
-script prints moto's mean answer time per request beside each row so the
-reader can tell (a run whose receives take longer than the delay plus a
-few milliseconds is moto-bound).
+The free-slot bound: drainerd never receives for a slot that is not free,
+so a slot that frees waits at least one request delay for its next
+message; with R rounds of S-second jobs and a delay of D, no agent keeping
+that rule can beat R·S / (R·S + (R − 1)·D) (73 % at 4 rounds of 1 s jobs
+and 500 ms; S / (S + D) = 67 % on a long drain). The script prints that
+bound and the share of it reached.
+
+moto is a single-threaded Python emulator and slows with queue depth and
+concurrent requests: where its own median answer time (printed per row,
+for receives and deletes, the delay excluded) is a sizeable part of the
+job time, moto, not drainerd, is the bottleneck.
 """
 import argparse
 import asyncio
@@ -58,7 +64,8 @@ class Relay:
         self.target_port = target_port
         self.delay = 0.0
         self.connections = 0
-        self.upstream_seconds = 0.0
+        # (action, seconds moto took) per request
+        self.answers = []
         self.loop = asyncio.new_event_loop()
         ready = threading.Event()
         threading.Thread(target=self._run, args=(ready,), daemon=True).start()
@@ -79,27 +86,36 @@ class Relay:
         except OSError:
             writer.close()
             return
+        action = "?"
         started = time.monotonic()
 
         async def pipe(r, w, timed):
+            nonlocal action
             try:
                 while True:
                     data = await r.read(65536)
                     if not data:
                         break
+                    if not timed and action == "?":
+                        m = re.search(rb"X-Amz-Target: *AmazonSQS\.(\w+)", data, re.I) or re.search(rb"Action=(\w+)", data)
+                        action = m.group(1).decode() if m else "other"
                     w.write(data)
                     await w.drain()
             except OSError:
                 pass
             finally:
                 if timed:
-                    self.upstream_seconds += time.monotonic() - started
+                    self.answers.append((action, time.monotonic() - started))
                 try:
                     w.close()
                 except OSError:
                     pass
 
         await asyncio.gather(pipe(reader, up_w, False), pipe(up_r, writer, True))
+
+    def median_ms(self, since, action):
+        times = sorted(t for a, t in self.answers[since:] if a == action)
+        return times[len(times) // 2] * 1000 if times else float("nan")
 
 
 def send_jobs(sqs, url, n, body):
@@ -124,7 +140,7 @@ def run_once(endpoint, relay, concurrency, delay, rounds, seconds, work):
         f.write(queue_toml(url, f"http://127.0.0.1:{relay.port}")
                 + f'[job]\ncommand = ["{script}"]\nconcurrency = {concurrency}\ntimeout = "1m"\nkill_grace = "5s"\n')
     relay.delay = delay
-    conns_before, moto_before = relay.connections, relay.upstream_seconds
+    answers_before = len(relay.answers)
     log_path = os.path.join(work, f"{name}.log")
     env = agent_env(AWS_EC2_METADATA_DISABLED="true", DRAINERD_METADATA_ENABLED="false",
                     DRAINERD_STATUS_ENABLED="false", RUST_LOG="info", TIMES=times)
@@ -150,8 +166,8 @@ def run_once(endpoint, relay, concurrency, delay, rounds, seconds, work):
     wall = (max(e for _, e in spans) - min(s for s, _ in spans)) / 1e9
     text = open(log_path).read()
     m = re.search(r"sqs_requests_per_job=([0-9.]+)", text)
-    conns = relay.connections - conns_before
-    moto_ms = (relay.upstream_seconds - moto_before) / max(conns, 1) * 1000
+    receive_ms = relay.median_ms(answers_before, "ReceiveMessage")
+    delete_ms = relay.median_ms(answers_before, "DeleteMessageBatch")
     sqs.delete_queue(QueueUrl=url)
     return {
         "utilization": rounds * seconds / wall,
@@ -159,7 +175,8 @@ def run_once(endpoint, relay, concurrency, delay, rounds, seconds, work):
         "requests_per_job": float(m.group(1)) if m else float("nan"),
         "cpu_per_job_ms": cpu / jobs,
         "rss_mib": rss / 1024,
-        "moto_ms": moto_ms,
+        "receive_ms": receive_ms,
+        "delete_ms": delete_ms,
     }
 
 
@@ -213,13 +230,17 @@ def main():
         relay = Relay(int(endpoint.rsplit(":", 1)[1]))
         with tempfile.TemporaryDirectory() as work:
             print(f"{'slots':>5} {'delay':>6} {'utilization':>11} {'wall':>7} {'SQS req/job':>11} "
-                  f"{'CPU ms/job':>10} {'peak RSS':>9} {'moto ms/req':>11}")
+                  f"{'CPU ms/job':>10} {'peak RSS':>9} {'bound':>6} {'of bound':>8} "
+                  f"{'moto: receive':>13} {'delete':>7}")
             for c in (int(x) for x in args.concurrency.split(",")):
                 for d in (int(x) for x in args.delay_ms.split(",")):
                     r = run_once(endpoint, relay, c, d / 1000, args.rounds, args.job_seconds, work)
+                    r_s = args.rounds * args.job_seconds
+                    bound = r_s / (r_s + (args.rounds - 1) * d / 1000)
                     print(f"{c:>5} {d:>4}ms {r['utilization'] * 100:>10.0f}% {r['wall']:>6.1f}s "
                           f"{r['requests_per_job']:>11.3f} {r['cpu_per_job_ms']:>10.2f} "
-                          f"{r['rss_mib']:>7.1f}Mi {r['moto_ms']:>11.0f}", flush=True)
+                          f"{r['rss_mib']:>7.1f}Mi {bound * 100:>5.0f}% {r['utilization'] / bound * 100:>7.0f}% "
+                          f"{r['receive_ms']:>11.0f}ms {r['delete_ms']:>5.0f}ms", flush=True)
             if args.many:
                 cpu, rss = idle_many(endpoint, relay, args.many, 20, work)
                 print(f"{args.many} concurrent sleep jobs: drainerd at {cpu:.2f}% of a core, peak RSS {rss:.1f} MiB")
