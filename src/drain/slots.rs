@@ -1,7 +1,9 @@
 //! Job slots: a semaphore whose size can change while jobs run.
 //!
-//! A slot is an owned permit moved into the job's task and released when the
-//! job has settled its message. Shrinking waits for running jobs to give
+//! A slot is an owned permit moved into the job's task and released once
+//! the job has ended and its message is with the settler (the message's
+//! `Hold` keeps the agent busy until it is settled; the slot need not wait
+//! for the batch). Shrinking waits for running jobs to give
 //! their permits back (tokio's semaphore is fair, so a pending shrink is
 //! served before new jobs start): running jobs are never touched.
 
