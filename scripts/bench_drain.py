@@ -23,26 +23,9 @@ import sys
 import tempfile
 import time
 
-from common import ROOT, agent_env, client, queue_toml, start_moto
+from common import ROOT, agent_env, client, peak_rss_kib, proc_cpu_ms, queue_toml, start_moto
 
 BIN = os.path.join(ROOT, "target", "release", "drainerd")
-TICK_MS = 1000.0 / os.sysconf("SC_CLK_TCK")
-
-
-def proc_cpu_ms(pid):
-    """(own CPU ms, reaped children's CPU ms) from /proc/PID/stat."""
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    utime, stime, cutime, cstime = (int(x) for x in fields[11:15])
-    return (utime + stime) * TICK_MS, (cutime + cstime) * TICK_MS
-
-
-def peak_rss_kib(pid):
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1])
-    return 0
 
 
 def start_agent(args, work, url, endpoint):

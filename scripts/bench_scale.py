@@ -36,24 +36,9 @@ import tempfile
 import threading
 import time
 
-from common import ROOT, agent_env, client, queue_toml, start_moto, stop_all
+from common import ROOT, agent_env, client, peak_rss_kib, proc_cpu_ms, queue_toml, start_moto, stop_all
 
 BIN = os.path.join(ROOT, "target", "release", "drainerd")
-TICK_MS = 1000.0 / os.sysconf("SC_CLK_TCK")
-
-
-def cpu_ms(pid):
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) * TICK_MS
-
-
-def peak_rss_kib(pid):
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1])
-    return 0
 
 
 class Relay:
@@ -155,7 +140,7 @@ def run_once(endpoint, relay, concurrency, delay, rounds, seconds, work):
             if p.poll() is not None:
                 sys.exit(f"drainerd exited: {open(log_path).read()}")
             time.sleep(0.2)
-        cpu = cpu_ms(p.pid)
+        cpu = proc_cpu_ms(p.pid)[0]
         rss = peak_rss_kib(p.pid)
         p.send_signal(signal.SIGTERM)
         p.wait(timeout=120)
@@ -203,9 +188,9 @@ def idle_many(endpoint, relay, jobs, seconds, work):
             if int(inflight["Attributes"]["ApproximateNumberOfMessagesNotVisible"]) >= jobs and running == 0:
                 break
             time.sleep(0.2)
-        cpu0, t0 = cpu_ms(p.pid), time.time()
+        cpu0, t0 = proc_cpu_ms(p.pid)[0], time.time()
         time.sleep(seconds / 2)
-        cpu1, t1 = cpu_ms(p.pid), time.time()
+        cpu1, t1 = proc_cpu_ms(p.pid)[0], time.time()
         rss = peak_rss_kib(p.pid)
         p.send_signal(signal.SIGTERM)
         p.wait(timeout=120)

@@ -13,6 +13,26 @@ VENV = os.path.join(ROOT, ".venv", "bin")
 TARGET = os.path.join(ROOT, "target", "debug")
 
 
+TICK_MS = 1000.0 / os.sysconf("SC_CLK_TCK")
+
+
+def proc_cpu_ms(pid):
+    """(own CPU ms, reaped children's CPU ms) from /proc/PID/stat."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    utime, stime, cutime, cstime = (int(x) for x in fields[11:15])
+    return (utime + stime) * TICK_MS, (cutime + cstime) * TICK_MS
+
+
+def peak_rss_kib(pid):
+    """Peak resident set size (VmHWM) of a live process, KiB."""
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    return 0
+
+
 def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -289,6 +289,19 @@ async fn dispatch(cmd: ClientCommand) -> Result<(), Failure> {
     }
 }
 
+/// A duration argument of `cost` and `simulate`: "90s", "10m", "3d" or
+/// a number of seconds.
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    humantime::parse_duration(s)
+        .or_else(|_| {
+            s.parse::<f64>()
+                .ok()
+                .and_then(|v| Duration::try_from_secs_f64(v).ok())
+                .ok_or(())
+        })
+        .map_err(|_| format!("{s:?} is not a duration; write e.g. 500ms, 90s, 10m or 3d"))
+}
+
 fn unavailable(e: impl std::fmt::Display) -> Failure {
     Failure::new(exit::UNAVAILABLE, e.to_string())
 }

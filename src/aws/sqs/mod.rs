@@ -14,9 +14,9 @@ use std::time::Duration;
 use aws_sdk_sqs::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_sqs::primitives::Blob;
 use aws_sdk_sqs::types::{
-    ChangeMessageVisibilityBatchRequestEntry, DeleteMessageBatchRequestEntry,
-    MessageAttributeValue, MessageSystemAttributeName, QueueAttributeName,
-    SendMessageBatchRequestEntry,
+    BatchResultErrorEntry, ChangeMessageVisibilityBatchRequestEntry,
+    DeleteMessageBatchRequestEntry, MessageAttributeValue, MessageSystemAttributeName,
+    QueueAttributeName, SendMessageBatchRequestEntry,
 };
 
 mod plain;
@@ -67,6 +67,25 @@ impl Sqs {
             ),
             url: cfg.url.clone(),
             counters,
+        }
+    }
+
+    /// A batch call's answer: the entries that failed, or the call's error;
+    /// either way counted.
+    fn batch_answer<E>(
+        &self,
+        api: Api,
+        r: Result<&[BatchResultErrorEntry], &SdkError<E>>,
+    ) -> Result<Vec<EntryFailure>, QueueError>
+    where
+        E: ProvideErrorMetadata + std::error::Error + 'static,
+    {
+        match r {
+            Ok(failed) => {
+                self.counters.request(api, true);
+                Ok(entry_failures(failed))
+            }
+            Err(e) => Err(self.error(api, e)),
         }
     }
 
@@ -262,13 +281,7 @@ impl Sqs {
             .set_entries(Some(entries))
             .send()
             .await;
-        match r {
-            Ok(out) => {
-                self.counters.request(Api::DeleteMessageBatch, true);
-                Ok(entry_failures(out.failed()))
-            }
-            Err(e) => Err(self.error(Api::DeleteMessageBatch, &e)),
-        }
+        self.batch_answer(Api::DeleteMessageBatch, r.as_ref().map(|out| out.failed()))
     }
 
     async fn change_visibility_call(
@@ -294,14 +307,10 @@ impl Sqs {
             .set_entries(Some(req))
             .send()
             .await;
-        match r {
-            Ok(out) => {
-                self.counters
-                    .request(Api::ChangeMessageVisibilityBatch, true);
-                Ok(entry_failures(out.failed()))
-            }
-            Err(e) => Err(self.error(Api::ChangeMessageVisibilityBatch, &e)),
-        }
+        self.batch_answer(
+            Api::ChangeMessageVisibilityBatch,
+            r.as_ref().map(|out| out.failed()),
+        )
     }
 }
 
@@ -332,13 +341,7 @@ impl Sqs {
             .set_entries(Some(entries))
             .send()
             .await;
-        match r {
-            Ok(out) => {
-                self.counters.request(Api::SendMessageBatch, true);
-                Ok(entry_failures(out.failed()))
-            }
-            Err(e) => Err(self.error(Api::SendMessageBatch, &e)),
-        }
+        self.batch_answer(Api::SendMessageBatch, r.as_ref().map(|out| out.failed()))
     }
 }
 

@@ -20,7 +20,7 @@ pub struct CostArgs {
     #[arg(long, default_value_t = 1024)]
     pub payload_bytes: u64,
     /// Average job run time (e.g. 500ms, 30s, 2m).
-    #[arg(long, default_value = "1s", value_parser = parse_dur)]
+    #[arg(long, default_value = "1s", value_parser = super::parse_duration)]
     pub run_time: Duration,
     /// Jobs running at once per instance (job.concurrency).
     #[arg(long, default_value_t = 4)]
@@ -31,16 +31,16 @@ pub struct CostArgs {
     #[arg(long, value_enum, default_value = "per-second")]
     pub billing: BillingArg,
     /// Average life of one instance (billing granularity: 60 s minimum, or whole hours).
-    #[arg(long, default_value = "1h", value_parser = parse_dur)]
+    #[arg(long, default_value = "1h", value_parser = super::parse_duration)]
     pub instance_lifetime: Duration,
     /// Share of paid instance time the job slots are busy, 0 < u <= 1.
     #[arg(long, default_value_t = 0.8)]
     pub utilization: f64,
     /// queue.heartbeat_interval.
-    #[arg(long, default_value = "20s", value_parser = parse_dur)]
+    #[arg(long, default_value = "20s", value_parser = super::parse_duration)]
     pub heartbeat_interval: Duration,
     /// queue.wait_time (idle long-poll length).
-    #[arg(long, default_value = "20s", value_parser = parse_dur)]
+    #[arg(long, default_value = "20s", value_parser = super::parse_duration)]
     pub wait_time: Duration,
     /// Jobs per SendMessageBatch on the producer side (1..10; 1 = one enqueue per job).
     #[arg(long, default_value_t = 10)]
@@ -62,17 +62,6 @@ pub struct CostArgs {
     /// Data transfer price per GB (0 within a region; 0.045 through a NAT gateway).
     #[arg(long, default_value_t = cost::DEFAULT_TRANSFER_PER_GB)]
     pub transfer_per_gb: f64,
-}
-
-fn parse_dur(s: &str) -> Result<Duration, String> {
-    humantime::parse_duration(s)
-        .or_else(|_| {
-            s.parse::<f64>()
-                .ok()
-                .and_then(|v| Duration::try_from_secs_f64(v).ok())
-                .ok_or(())
-        })
-        .map_err(|_| format!("{s:?} is not a duration; write e.g. 500ms, 30s or 2m"))
 }
 
 impl CostArgs {

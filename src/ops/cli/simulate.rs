@@ -48,10 +48,10 @@ pub struct SimulateArgs {
     #[arg(long, value_name = "SPEC")]
     pub generate: Option<String>,
     /// Length of a generated workload.
-    #[arg(long, default_value = "3d", value_parser = parse_dur)]
+    #[arg(long, default_value = "3d", value_parser = super::parse_duration)]
     pub duration: Duration,
     /// Mean run time of a generated job (Erlang-2 distributed).
-    #[arg(long, default_value = "1m", value_parser = parse_dur)]
+    #[arg(long, default_value = "1m", value_parser = super::parse_duration)]
     pub run_time: Duration,
     /// Seed of the generator, the message placement and spot interruptions.
     #[arg(long, default_value_t = 1)]
@@ -77,10 +77,10 @@ pub struct SimulateArgs {
     #[arg(long, default_value_t = 15)]
     pub scale_in_after: u32,
     /// Launch to READY (receiving).
-    #[arg(long, default_value = "90s", value_parser = parse_dur)]
+    #[arg(long, default_value = "90s", value_parser = super::parse_duration)]
     pub boot: Duration,
     /// The group's instance warm-up after READY (blocks scale-in).
-    #[arg(long, default_value = "60s", value_parser = parse_dur)]
+    #[arg(long, default_value = "60s", value_parser = super::parse_duration)]
     pub warmup: Duration,
     /// Instance price, dollars per hour (default: t3.medium On-Demand, us-east-1).
     #[arg(long, default_value_t = DEFAULT_INSTANCE_PER_HOUR)]
@@ -92,7 +92,7 @@ pub struct SimulateArgs {
     #[arg(long, default_value_t = 0.0)]
     pub spot_rate: f64,
     /// End of the simulation (default: the last enqueue plus 1h).
-    #[arg(long, value_parser = parse_dur)]
+    #[arg(long, value_parser = super::parse_duration)]
     pub horizon: Option<Duration>,
     /// Run the drainerd policy for each value of FIELD: FIELD=A..B (ten
     /// values), FIELD=A..B/STEP or FIELD=A,B,C; repeatable. Fields:
@@ -102,22 +102,11 @@ pub struct SimulateArgs {
     #[arg(long, value_name = "FIELD=RANGE")]
     pub sweep: Vec<String>,
     /// A sweep's best value must keep the p95 wait within this.
-    #[arg(long, value_parser = parse_dur)]
+    #[arg(long, value_parser = super::parse_duration)]
     pub max_p95_wait: Option<Duration>,
     /// Draw fleet size and backlog over time (and the first sweep) to FILE.svg.
     #[arg(long, value_name = "FILE.svg")]
     pub chart: Option<PathBuf>,
-}
-
-fn parse_dur(s: &str) -> Result<Duration, String> {
-    humantime::parse_duration(s)
-        .or_else(|_| {
-            s.parse::<f64>()
-                .ok()
-                .and_then(|v| Duration::try_from_secs_f64(v).ok())
-                .ok_or(())
-        })
-        .map_err(|_| format!("{s:?} is not a duration; write e.g. 90s, 10m or 3d"))
 }
 
 fn usage(e: impl std::fmt::Display) -> Failure {
